@@ -1,0 +1,102 @@
+"""The PyTorch reference (`transformers` + `torch`), used only by tests: tiny random checkpoints and its outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+HEADS = {
+    "base": ("LongformerModel", "TFLongformerModel"),
+    "masked_lm": ("LongformerForMaskedLM", "TFLongformerForMaskedLM"),
+    "sequence_classification": ("LongformerForSequenceClassification", "TFLongformerForSequenceClassification"),
+    "token_classification": ("LongformerForTokenClassification", "TFLongformerForTokenClassification"),
+    "question_answering": ("LongformerForQuestionAnswering", "TFLongformerForQuestionAnswering"),
+    "multiple_choice": ("LongformerForMultipleChoice", "TFLongformerForMultipleChoice"),
+}
+
+
+def tiny_config_dict(**overrides):
+    cfg = dict(
+        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+        max_position_embeddings=130, attention_window=[4, 6], type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+        eos_token_id=2, sep_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-5, num_labels=3,
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def make_reference(head, directory, seed=0, **config_overrides):
+    """A random PyTorch Longformer of `head`, every weight perturbed (so biases and norms matter), saved."""
+    torch.manual_seed(seed)
+    cfg = transformers.LongformerConfig(**tiny_config_dict(**config_overrides))
+    model = getattr(transformers, HEADS[head][0])(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * (0.2 if p.dim() > 1 else 0.1))
+    model.save_pretrained(directory)  # config.json + model.safetensors
+    return model
+
+
+def _pad_last(x, multiple, value):
+    extra = (-x.shape[-1]) % multiple
+    if x.ndim >= 2 and extra:
+        pad = [(0, 0)] * x.ndim
+        pad[-1] = (0, extra)
+        x = np.pad(x, pad, constant_values=value)
+    return x
+
+
+def run_reference(model, inputs, **kwargs):
+    """Runs the PyTorch model on numpy inputs; returns numpy outputs (tuples as lists).
+
+    The reference pads only to a multiple of its LARGEST window, and fails when per-layer windows do not
+    divide each other; so the inputs are padded here to their least common multiple first (padding with
+    mask 0 changes nothing, which our own tests check) and per-token outputs are cut back.
+    """
+    import math
+
+    windows = model.config.attention_window
+    windows = windows if isinstance(windows, (list, tuple)) else [windows]
+    multiple = math.lcm(*windows)
+    ids_key = "input_ids" if inputs.get("input_ids") is not None else None
+    length = np.asarray(inputs[ids_key]).shape[-1] if ids_key else None
+    inputs = dict(inputs)
+    if ids_key:
+        pad_values = {"input_ids": model.config.pad_token_id, "position_ids": model.config.pad_token_id}
+        for k in ("input_ids", "attention_mask", "global_attention_mask", "token_type_ids", "position_ids"):
+            if inputs.get(k) is not None:
+                inputs[k] = _pad_last(np.asarray(inputs[k]), multiple, pad_values.get(k, 0))
+        if inputs.get("attention_mask") is None:
+            inputs["attention_mask"] = _pad_last(np.ones(np.asarray(kwargs.get("_shape", np.asarray(
+                inputs["input_ids"]).shape[:-1] + (length,))), np.int64), multiple, 0)
+    t = {k: torch.as_tensor(np.asarray(v)) for k, v in inputs.items() if v is not None}
+    for k in ("input_ids", "attention_mask", "global_attention_mask", "token_type_ids", "position_ids", "labels",
+              "start_positions", "end_positions"):
+        if k in t and not t[k].is_floating_point():
+            t[k] = t[k].long()
+    with torch.no_grad():
+        out = model(**t, **kwargs)
+    padded = np.asarray(inputs[ids_key]).shape[-1] if ids_key else None
+
+    def cut(key, v):
+        v = v.numpy()
+        if padded is None or padded == length:
+            return v
+        if key in ("attentions", "global_attentions"):
+            return v[:, :, :length]
+        if key in ("last_hidden_state", "hidden_states", "start_logits", "end_logits") or (
+            key == "logits" and v.ndim >= 2 and v.shape[1] == padded
+        ):
+            return v[:, :length]
+        return v
+
+    result = {}
+    for key, value in out.items():
+        if value is None:
+            continue
+        result[key] = [cut(key, v) for v in value] if isinstance(value, tuple) else cut(key, value)
+    return result

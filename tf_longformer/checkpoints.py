@@ -1,0 +1,188 @@
+"""Hugging Face checkpoint files in and out: safetensors, the HF TF `tf_model.h5`, `pytorch_model.bin`.
+
+Every reader returns a flat `{name: numpy array}` in the PyTorch naming and layout of `transformers`
+(`Linear.weight` is `[out, in]`), so the mapping onto our Keras variables is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+
+import numpy as np
+
+logger = logging.getLogger("tf_longformer")
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+TF_WEIGHTS_NAME = "tf_model.h5"
+PT_WEIGHTS_NAME = "pytorch_model.bin"
+PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+HUB_PATTERNS = [
+    "config.json", "*.safetensors", "model.safetensors.index.json", "tf_model.h5", "pytorch_model.bin*",
+    "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: missing, unreadable, or not fitting the model."""
+
+
+# --------------------------------------------------------------------------------------------- file system
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file and a rename: a crash never leaves half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_checkpoint_dir(path_or_id) -> str:
+    """A local directory, or a hub id downloaded with `huggingface_hub` (when installed and online)."""
+    path = os.fspath(path_or_id)
+    if os.path.isdir(path):
+        return path
+    if os.path.exists(path):
+        raise CheckpointError(f"{path!r} is a file; give the checkpoint DIRECTORY (with config.json and weights).")
+    if not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path) or path.startswith((".", "/")):
+        raise CheckpointError(f"No checkpoint directory at {path!r}.")
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise CheckpointError(
+            f"{path!r} is not a local directory, and it looks like a hub id, but `huggingface_hub` is not "
+            "installed to download it. `pip install huggingface_hub`, or pass a local directory."
+        ) from None
+    try:
+        return huggingface_hub.snapshot_download(path, allow_patterns=HUB_PATTERNS)
+    except Exception as e:  # offline, unknown repo, auth: all end the same way for the user
+        raise CheckpointError(
+            f"{path!r} is not a local directory and could not be downloaded from the Hugging Face hub "
+            f"({type(e).__name__}: {e}). Check the id and the network, or pass a local directory."
+        ) from e
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        out = {}
+        with safe_open(path, framework="numpy") as f:
+            for name in f.keys():
+                out[name] = f.get_tensor(name)
+        return out
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"Could not read safetensors file {path!r}: {e}") from e
+
+
+def read_pytorch_bin(path: str) -> dict[str, np.ndarray]:
+    """Reads `pytorch_model.bin` ONLY through `torch.load(weights_only=True)`: no code from the file runs."""
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(
+            f"{path!r} is a PyTorch pickle; it is only read with `torch.load(weights_only=True)`, and torch is "
+            "not installed. Install torch, or convert the checkpoint to model.safetensors."
+        ) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"Could not read {path!r} with torch.load(weights_only=True) (refused or corrupt): {e}"
+        ) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path!r} does not hold a state dict (got {type(state).__name__}).")
+    return {k: v.detach().to(torch.float32).numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+
+
+def _tf_name_to_torch(name: str) -> tuple[str, bool]:
+    """A HF TF weight name -> (PyTorch name, whether the array is a Keras kernel to transpose).
+
+    `longformer/tf_longformer_model/longformer/encoder/layer_._0/attention/self/query/kernel:0` becomes
+    `longformer.encoder.layer.0.attention.self.query.weight`: the first two parts (the h5 group and the
+    Keras model's scope) are dropped, `layer_._N` becomes `layer.N`, and Keras names become PyTorch names.
+    """
+    parts = [p for p in name.split(":")[0].split("/") if p]
+    if len(parts) > 2 and parts[1].startswith("tf_longformer"):
+        parts = parts[2:]
+    leaf = parts[-1]
+    is_kernel = leaf == "kernel"
+    parts[-1] = {"kernel": "weight", "gamma": "weight", "beta": "bias", "embeddings": "weight"}.get(leaf, leaf)
+    torch_name = re.sub(r"layer_\._(\d+)", r"layer.\1", ".".join(parts))
+    return torch_name, is_kernel
+
+
+def read_tf_h5(path: str) -> dict[str, np.ndarray]:
+    """Reads a Hugging Face TF (`TFLongformer*`, Keras 2) `tf_model.h5` into PyTorch names and layout."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CheckpointError(f"Could not read HDF5 file {path!r}: {e}") from e
+    state: dict[str, np.ndarray] = {}
+    try:
+        if "layer_names" not in f.attrs:
+            raise CheckpointError(f"{path!r} is HDF5 but not a Keras weights file (no 'layer_names' attribute).")
+        for layer in f.attrs["layer_names"]:
+            group = f[layer.decode() if isinstance(layer, bytes) else layer]
+            for wn in group.attrs.get("weight_names", []):
+                wn = wn.decode() if isinstance(wn, bytes) else wn
+                name, is_kernel = _tf_name_to_torch(wn)
+                array = np.asarray(group[wn])
+                state[name] = np.ascontiguousarray(array.T if is_kernel else array)  # Keras [in, out] -> [out, in]
+    except (OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path!r} is not a readable Hugging Face TF weights file: {e}") from e
+    finally:
+        f.close()
+    return state
+
+
+def _read_index(directory: str, index_name: str, reader) -> dict[str, np.ndarray]:
+    index_path = os.path.join(directory, index_name)
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"Could not read the shard index {index_path!r}: {e}") from e
+    state: dict[str, np.ndarray] = {}
+    for shard in sorted(set(weight_map.values())):
+        state.update(reader(os.path.join(directory, shard)))
+    return state
+
+
+def read_state_dict(directory: str) -> tuple[dict[str, np.ndarray], str]:
+    """The weights of a checkpoint directory, in PyTorch naming; also the file they came from."""
+    candidates = [
+        (SAFE_WEIGHTS_NAME, read_safetensors),
+        (SAFE_WEIGHTS_INDEX_NAME, lambda p: _read_index(directory, SAFE_WEIGHTS_INDEX_NAME, read_safetensors)),
+        (TF_WEIGHTS_NAME, read_tf_h5),
+        (PT_WEIGHTS_NAME, read_pytorch_bin),
+        (PT_WEIGHTS_INDEX_NAME, lambda p: _read_index(directory, PT_WEIGHTS_INDEX_NAME, read_pytorch_bin)),
+    ]
+    for name, reader in candidates:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return reader(path), path
+    raise CheckpointError(
+        f"No weights in {directory!r}: expected one of {[c[0] for c in candidates]}."
+    )
+
+
+def write_safetensors(path: str, state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.numpy import save
+
+    data = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata or {"format": "pt"})
+    atomic_write_bytes(path, data)

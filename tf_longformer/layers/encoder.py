@@ -1,0 +1,208 @@
+"""One Longformer layer (post-LayerNorm, as BERT/RoBERTa) and the stack of them."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_longformer.layers.attention import DEFAULT_GLOBAL_BUCKETS, LongformerSelfAttention
+from tf_longformer.layers.utils import get_activation, serializable
+
+
+@serializable
+class LongformerEncoderLayer(keras.layers.Layer):
+    """`x = LN(h + drop(attn(h)))`, `y = LN(x + drop(dense2(act(dense1(x)))))`.
+
+    Call with `hidden_states (batch, length, hidden)` and the merged int mask (0 pad, 1 local, 2 global);
+    any length works. With `return_attention_scores=True` also returns `(attentions, global_attentions)`.
+
+    >>> import keras
+    >>> x = keras.Input((None, 32)); m = keras.Input((None,), dtype="int32")
+    >>> y = LongformerEncoderLayer(num_heads=4, intermediate_size=64, attention_window=4)(x, m)
+    >>> model = keras.Model([x, m], y)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_size,
+        attention_window,
+        hidden_act="gelu",
+        dropout=0.0,
+        attention_dropout=0.0,
+        layer_norm_eps=1e-5,
+        initializer_range=0.02,
+        global_buckets=DEFAULT_GLOBAL_BUCKETS,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.attention_window = attention_window
+        self.hidden_act = hidden_act
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.global_buckets = tuple(global_buckets)
+        self._act = get_activation(hidden_act)
+
+    def build(self, hidden_shape, mask_shape=None):
+        hidden = hidden_shape[-1]
+        if hidden % self.num_heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by num_heads={self.num_heads}.")
+        init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+        policy = self.dtype_policy
+        self.attention = LongformerSelfAttention(
+            num_heads=self.num_heads,
+            head_dim=hidden // self.num_heads,
+            attention_window=self.attention_window,
+            dropout=self.attention_dropout,
+            global_buckets=self.global_buckets,
+            kernel_initializer=init,
+            dtype=policy,
+            name="attention",
+        )
+        self.attention.build(hidden_shape)
+
+        def dense(units, name):
+            layer = keras.layers.Dense(units, kernel_initializer=init.__class__.from_config(init.get_config()),
+                                       dtype=policy, name=name)
+            return layer
+
+        def norm(name):
+            layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, dtype=policy, name=name)
+            layer.build((None, None, hidden))
+            return layer
+
+        self.attention_layer_norm = norm("attention_layer_norm")
+        self.intermediate_dense = dense(self.intermediate_size, "intermediate_dense")
+        self.intermediate_dense.build((None, None, hidden))
+        self.output_dense = dense(hidden, "output_dense")
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.output_layer_norm = norm("output_layer_norm")
+        self.drop = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.built = True
+
+    def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False):
+        attn = self.attention(
+            hidden_states, attention_mask, head_mask=head_mask, training=training,
+            return_attention_scores=return_attention_scores,
+        )
+        attn_out = attn[0] if return_attention_scores else attn
+        x = self.attention_layer_norm(hidden_states + self.drop(attn_out, training=training))
+        y = self.output_dense(self._act(self.intermediate_dense(x)))
+        y = self.output_layer_norm(x + self.drop(y, training=training))
+        if return_attention_scores:
+            return y, attn[1], attn[2]
+        return y
+
+    def compute_output_shape(self, hidden_shape, mask_shape=None):
+        return hidden_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            attention_window=self.attention_window,
+            hidden_act=self.hidden_act,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+            global_buckets=list(self.global_buckets),
+        )
+        return config
+
+
+@serializable
+class LongformerEncoder(keras.layers.Layer):
+    """A stack of `LongformerEncoderLayer`s with one window per layer (an int or a list)."""
+
+    def __init__(
+        self,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        attention_window,
+        hidden_act="gelu",
+        dropout=0.0,
+        attention_dropout=0.0,
+        layer_norm_eps=1e-5,
+        initializer_range=0.02,
+        global_buckets=DEFAULT_GLOBAL_BUCKETS,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        windows = [attention_window] * num_layers if isinstance(attention_window, int) else list(attention_window)
+        if len(windows) != num_layers:
+            raise ValueError(f"`attention_window` has {len(windows)} entries but `num_layers` is {num_layers}.")
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.attention_window = attention_window if isinstance(attention_window, int) else windows
+        self.windows = windows
+        self.hidden_act = hidden_act
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.global_buckets = tuple(global_buckets)
+        self.layers = [
+            LongformerEncoderLayer(
+                num_heads=num_heads,
+                intermediate_size=intermediate_size,
+                attention_window=w,
+                hidden_act=hidden_act,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                layer_norm_eps=layer_norm_eps,
+                initializer_range=initializer_range,
+                global_buckets=global_buckets,
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i, w in enumerate(windows)
+        ]
+
+    def build(self, hidden_shape, mask_shape=None):
+        for layer in self.layers:
+            layer.build(hidden_shape)
+        self.built = True
+
+    def call(self, hidden_states, attention_mask, head_mask=None, training=None,
+             output_attentions=False, output_hidden_states=False):
+        """Returns `(last_hidden_state, hidden_states, attentions, global_attentions)`; unused ones are `()`."""
+        all_hidden, all_attn, all_global = [], [], []
+        h = hidden_states
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                all_hidden.append(h)
+            hm = None if head_mask is None else head_mask[i]
+            out = layer(h, attention_mask, head_mask=hm, training=training, return_attention_scores=output_attentions)
+            if output_attentions:
+                h, a, g = out
+                all_attn.append(a)
+                all_global.append(g)
+            else:
+                h = out
+        if output_hidden_states:
+            all_hidden.append(h)
+        return h, tuple(all_hidden), tuple(all_attn), tuple(all_global)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            attention_window=self.attention_window,
+            hidden_act=self.hidden_act,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+            global_buckets=list(self.global_buckets),
+        )
+        return config

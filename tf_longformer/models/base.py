@@ -1,0 +1,441 @@
+"""What every Longformer model shares: inputs, the backbone pass, losses, checkpoints, Keras plumbing."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_longformer import checkpoints
+from tf_longformer.config import LongformerConfig
+from tf_longformer.layers.attention import pad_axis
+from tf_longformer.layers.embeddings import LongformerEmbeddings, roberta_position_ids, sequential_position_ids
+from tf_longformer.layers.encoder import LongformerEncoder
+from tf_longformer.layers.heads import LongformerPooler
+from tf_longformer.outputs import LongformerOutput
+
+logger = logging.getLogger("tf_longformer")
+
+# The documented positional order of the Hugging Face TF models' call arguments.
+INPUT_ORDER = (
+    "input_ids", "attention_mask", "head_mask", "global_attention_mask", "token_type_ids", "position_ids",
+    "inputs_embeds", "output_attentions", "output_hidden_states", "return_dict",
+)
+TENSOR_INPUTS = (
+    "input_ids", "attention_mask", "global_attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
+    "head_mask",
+)
+FLAG_INPUTS = ("output_attentions", "output_hidden_states", "return_dict")
+
+# Tensors a checkpoint may hold that a model ignores (they belong to other heads, or are buffers).
+OTHER_HEAD_PREFIXES = ("lm_head.", "classifier.", "qa_outputs.", "pooler.")
+IGNORED_BUFFERS = ("embeddings.position_ids",)
+
+
+def _is_array_like(x):
+    return isinstance(x, (tf.Tensor, tf.Variable, np.ndarray, keras.KerasTensor)) or hasattr(x, "__array__")
+
+
+def _is_number_list(x):
+    while isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _lists_to_arrays(x):
+    if isinstance(x, (list, tuple)) and _is_number_list(x):
+        return np.asarray(x)
+    if isinstance(x, Mapping):
+        return {k: _lists_to_arrays(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_lists_to_arrays(v) for v in x)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+def masked_sparse_ce(labels, logits, ignore_index=-100):
+    """Mean cross-entropy over the positions whose label is not `ignore_index` (0 if there are none)."""
+    labels = tf.cast(labels, tf.int32)
+    logits = tf.cast(logits, tf.float32)
+    valid = tf.not_equal(labels, ignore_index)
+    safe = tf.where(valid, labels, 0)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    valid = tf.cast(valid, tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(ce * valid), tf.reduce_sum(valid))
+
+
+class TFLongformerPreTrainedModel(keras.Model):
+    """Base of the six models. Not used directly."""
+
+    has_pooler = False
+    head_prefixes: tuple[str, ...] = ()  # the task head's tensors in the Hugging Face naming
+    hf_architecture = "LongformerModel"
+
+    def __init__(self, config, **kwargs):
+        if isinstance(config, Mapping):
+            config = LongformerConfig.from_dict(config)
+        if not isinstance(config, LongformerConfig):
+            raise TypeError(f"`config` must be a LongformerConfig or a dict, got {type(config).__name__}.")
+        super().__init__(**kwargs)
+        self.config = config
+        c = config
+        self.embeddings = LongformerEmbeddings(
+            vocab_size=c.vocab_size, hidden_size=c.hidden_size, max_position_embeddings=c.max_position_embeddings,
+            type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps, dropout=c.hidden_dropout_prob,
+            initializer_range=c.initializer_range, dtype=self.dtype_policy, name="embeddings",
+        )
+        self.encoder = LongformerEncoder(
+            num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
+            attention_window=c.attention_window, hidden_act=c.hidden_act, dropout=c.hidden_dropout_prob,
+            attention_dropout=c.attention_probs_dropout_prob, layer_norm_eps=c.layer_norm_eps,
+            initializer_range=c.initializer_range, dtype=self.dtype_policy, name="encoder",
+        )
+        self.pooler = (
+            LongformerPooler(c.hidden_size, c.initializer_range, dtype=self.dtype_policy, name="pooler")
+            if self.has_pooler else None
+        )
+        # Each layer pads to its own one-sided window; padding once to the least common multiple of all of
+        # them means no layer pads again.
+        self.padding_multiple = math.lcm(*[w // 2 for w in c.attention_windows])
+
+    # ------------------------------------------------------------------------------------------ Keras plumbing
+    def build(self, input_shape=None):
+        hidden = (None, None, self.config.hidden_size)
+        self.embeddings.build()
+        self.encoder.build(hidden)
+        if self.pooler is not None:
+            self.pooler.build()
+        self._build_head()
+        self.built = True
+
+    def _build_head(self):
+        pass
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(LongformerConfig.from_dict(config.pop("config")), **config)
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def __call__(self, *args, **kwargs):
+        # Keras only takes tensors positionally: turn Python lists of ids (e.g. `model([[0, 5, 2]])`) into arrays.
+        if args:
+            args = (_lists_to_arrays(args[0]),) + args[1:]
+        return super().__call__(*args, **kwargs)
+
+    def _gather_inputs(self, first, named, order):
+        """Accepts a tensor, a list in the documented order, a dict, or keyword arguments."""
+        if isinstance(first, Mapping):
+            for key, value in first.items():
+                if key not in named:
+                    raise ValueError(f"Unknown input {key!r}; this model takes {sorted(named)}.")
+                if named[key] is not None:
+                    raise ValueError(f"Input {key!r} was given twice (in the dict and as a keyword).")
+                named[key] = value
+        elif isinstance(first, (list, tuple)) and first and (_is_array_like(first[0]) or first[0] is None) \
+                and not isinstance(first[0], (int, float)):
+            if len(first) > len(order):
+                raise ValueError(f"Got {len(first)} positional inputs; the documented order has {len(order)}: {order}.")
+            for key, value in zip(order, first):
+                if named[key] is not None and value is not None:
+                    raise ValueError(f"Input {key!r} was given twice (in the list and as a keyword).")
+                if value is not None:
+                    named[key] = value
+        elif first is not None:
+            named["input_ids"] = first
+        return named
+
+    label_names: tuple[str, ...] = ("labels",)
+
+    def _parse(self, input_ids, **named):
+        """All the ways of passing inputs, reduced to one dict (flags resolved to Python bools)."""
+        order = INPUT_ORDER + self.label_names
+        named = self._gather_inputs(input_ids, {"input_ids": None, **named}, order)
+        for flag in FLAG_INPUTS:
+            value = named.get(flag)
+            if isinstance(value, (tf.Tensor, np.ndarray)):
+                value = bool(tf.get_static_value(value))
+            named[flag] = value
+        named["output_attentions"] = bool(named["output_attentions"])
+        named["output_hidden_states"] = bool(named["output_hidden_states"])
+        named["return_dict"] = True if named["return_dict"] is None else bool(named["return_dict"])
+        return named
+
+    def _run_backbone(self, x, training, **overrides):
+        args = {k: x[k] for k in TENSOR_INPUTS}
+        args.update(overrides)
+        return self._backbone(**args, output_attentions=x["output_attentions"],
+                              output_hidden_states=x["output_hidden_states"], training=training)
+
+    # ---------------------------------------------------------------------------------------------- backbone
+    def _backbone(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
+                  position_ids=None, inputs_embeds=None, head_mask=None, output_attentions=False,
+                  output_hidden_states=False, training=None):
+        c = self.config
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Give exactly one of `input_ids` and `inputs_embeds` "
+                             f"(got {'both' if input_ids is not None else 'neither'}).")
+        if input_ids is not None:
+            input_ids = tf.cast(input_ids, tf.int32)
+            shape = tf.shape(input_ids)
+        else:
+            inputs_embeds = tf.cast(inputs_embeds, self.compute_dtype)
+            shape = tf.shape(inputs_embeds)[:2]
+        batch, length = shape[0], shape[1]
+        attention_mask = tf.ones(shape, tf.int32) if attention_mask is None else tf.cast(attention_mask, tf.int32)
+        global_mask = (tf.zeros(shape, tf.int32) if global_attention_mask is None
+                       else tf.cast(global_attention_mask, tf.int32))
+        merged = attention_mask * (global_mask + 1)  # 0 padding, 1 local, 2 global
+        if position_ids is None:
+            position_ids = (roberta_position_ids(input_ids, c.pad_token_id) if input_ids is not None
+                            else sequential_position_ids(batch, length, c.pad_token_id))
+        position_ids = tf.cast(position_ids, tf.int32)
+        token_type_ids = tf.zeros(shape, tf.int32) if token_type_ids is None else tf.cast(token_type_ids, tf.int32)
+        if head_mask is not None:
+            head_mask = tf.cast(head_mask, tf.float32)
+            head_mask = tf.broadcast_to(head_mask, [c.num_hidden_layers, c.num_attention_heads])
+
+        # Pad once to a length every layer's block size divides; cut every output back to `length`.
+        m = self.padding_multiple
+        merged = pad_axis(merged, m)
+        position_ids = pad_axis(position_ids, m, value=c.pad_token_id)
+        token_type_ids = pad_axis(token_type_ids, m)
+        if input_ids is not None:
+            input_ids = pad_axis(input_ids, m, value=c.pad_token_id)
+        else:
+            inputs_embeds = pad_axis(inputs_embeds, m)
+
+        h = self.embeddings(input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
+                            inputs_embeds=inputs_embeds, training=training)
+        h, hidden_states, attentions, global_attentions = self.encoder(
+            h, merged, head_mask=head_mask, training=training,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+        )
+        out = {"last_hidden_state": h[:, :length]}
+        if self.pooler is not None:
+            out["pooler_output"] = self.pooler(out["last_hidden_state"])
+        if output_hidden_states:
+            out["hidden_states"] = tuple(x[:, :length] for x in hidden_states)
+        if output_attentions:
+            out["attentions"] = tuple(a[:, :, :length] for a in attentions)
+            out["global_attentions"] = tuple(g[:, :, :length] for g in global_attentions)
+        return out
+
+    def _finish(self, out, return_dict, **fields):
+        """Merges head fields with the backbone's extras into the documented output."""
+        result = LongformerOutput()
+        for key, value in fields.items():
+            if value is not None:
+                result[key] = value
+        for key in ("hidden_states", "attentions", "global_attentions"):
+            if key in out:
+                result[key] = out[key]
+        return result if return_dict else result.to_tuple()
+
+    # ------------------------------------------------------------------------------------- automatic global
+    def _first_sep_index(self, input_ids):
+        """Index of each row's first `</s>`; the row length where a row has none."""
+        ids = tf.cast(input_ids, tf.int32)
+        is_sep = tf.equal(ids, self.config.sep_token_id)
+        length = tf.shape(ids)[-1]
+        first = tf.argmax(tf.cast(is_sep, tf.int32), axis=-1, output_type=tf.int32)
+        has_sep = tf.reduce_any(is_sep, axis=-1)
+        if tf.executing_eagerly() and not bool(tf.reduce_all(has_sep)):
+            missing = np.flatnonzero(~has_sep.numpy().reshape(-1)).tolist()
+            warnings.warn(
+                f"Rows {missing} have no separator token (id {self.config.sep_token_id}); they get no automatic "
+                "global attention. Pass `global_attention_mask` to choose it yourself.",
+                stacklevel=4,
+            )
+        return tf.where(has_sep, first, length)
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def hf_weight_map(self):
+        """`{hugging_face_name: (variable, in_ndim)}`.
+
+        `in_ndim` > 0 marks a Linear kernel with that many input axes (transposed and reshaped from the PyTorch
+        `[out, in]`), `FLAT` a per-head bias stored flat, 0 a tensor stored as it is.
+        """
+        if not self.built:
+            self.build()
+        prefix = "" if type(self).hf_architecture == "LongformerModel" else "longformer."
+        e = self.embeddings
+        m = {
+            "embeddings.word_embeddings.weight": (e.word_embeddings.embeddings, 0),
+            "embeddings.position_embeddings.weight": (e.position_embeddings.embeddings, 0),
+            "embeddings.token_type_embeddings.weight": (e.token_type_embeddings.embeddings, 0),
+            "embeddings.LayerNorm.weight": (e.layer_norm.gamma, 0),
+            "embeddings.LayerNorm.bias": (e.layer_norm.beta, 0),
+        }
+        for i, layer in enumerate(self.encoder.layers):
+            p = f"encoder.layer.{i}."
+            a = layer.attention
+            for name in ("query", "key", "value", "query_global", "key_global", "value_global"):
+                proj = getattr(a, name)
+                m[p + f"attention.self.{name}.weight"] = (proj.kernel, 1)
+                m[p + f"attention.self.{name}.bias"] = (proj.bias, FLAT)
+            m[p + "attention.output.dense.weight"] = (a.output_dense.kernel, 2)
+            m[p + "attention.output.dense.bias"] = (a.output_dense.bias, 0)
+            m[p + "attention.output.LayerNorm.weight"] = (layer.attention_layer_norm.gamma, 0)
+            m[p + "attention.output.LayerNorm.bias"] = (layer.attention_layer_norm.beta, 0)
+            m[p + "intermediate.dense.weight"] = (layer.intermediate_dense.kernel, 1)
+            m[p + "intermediate.dense.bias"] = (layer.intermediate_dense.bias, 0)
+            m[p + "output.dense.weight"] = (layer.output_dense.kernel, 1)
+            m[p + "output.dense.bias"] = (layer.output_dense.bias, 0)
+            m[p + "output.LayerNorm.weight"] = (layer.output_layer_norm.gamma, 0)
+            m[p + "output.LayerNorm.bias"] = (layer.output_layer_norm.beta, 0)
+        if self.pooler is not None:
+            m["pooler.dense.weight"] = (self.pooler.dense.kernel, 1)
+            m["pooler.dense.bias"] = (self.pooler.dense.bias, 0)
+        m = {prefix + k: v for k, v in m.items()}
+        m.update(self._head_weight_map())
+        return m
+
+    def _head_weight_map(self):
+        return {}
+
+    @staticmethod
+    def _dense_map(name, dense):
+        return {f"{name}.weight": (dense.kernel, 1), f"{name}.bias": (dense.bias, 0)}
+
+    def _normalise_names(self, state):
+        """Accepts base checkpoints (no `longformer.` prefix) in head models and head checkpoints in the base."""
+        base = type(self).hf_architecture == "LongformerModel"
+        out = {}
+        for name, array in state.items():
+            if base and name.startswith("longformer."):
+                name = name[len("longformer."):]
+            elif not base and name.startswith(("embeddings.", "encoder.", "pooler.")):
+                name = "longformer." + name
+            out[name] = array
+        # PyTorch ties lm_head.decoder.{weight,bias} to the word embeddings and lm_head.bias.
+        if "lm_head.decoder.bias" in out and "lm_head.bias" not in out:
+            out["lm_head.bias"] = out["lm_head.decoder.bias"]
+        out.pop("lm_head.decoder.bias", None)
+        out.pop("lm_head.decoder.weight", None)
+        return out
+
+    def load_hf_state_dict(self, state, source="<state dict>"):
+        """Assigns a PyTorch-named state dict; strict about missing, unexpected and mis-shaped tensors."""
+        wmap = self.hf_weight_map()
+        state = self._normalise_names(state)
+        own_head = tuple(self.head_prefixes)
+        pooler_key = "pooler." if type(self).hf_architecture == "LongformerModel" else "longformer.pooler."
+        if self.pooler is not None:
+            own_head = own_head + (pooler_key,)
+        ignorable = tuple(("" if type(self).hf_architecture == "LongformerModel" else "longformer.") + b
+                          for b in IGNORED_BUFFERS)
+
+        def is_other_head(name):
+            bare = name[len("longformer."):] if name.startswith("longformer.") else name
+            return bare.startswith(OTHER_HEAD_PREFIXES) and not name.startswith(own_head)
+
+        unexpected = sorted(n for n in state if n not in wmap and not n.startswith(ignorable) and not is_other_head(n))
+        skipped = sorted(n for n in state if n not in wmap and n not in unexpected)
+        missing_body, partial_head, new_head = [], [], []
+        for name in wmap:
+            if name in state:
+                continue
+            group = next((g for g in own_head if name.startswith(g)), None)
+            if group is None:
+                missing_body.append(name)
+            elif any(n.startswith(group) for n in state):
+                partial_head.append(name)  # half a head is a broken file, not a new head
+            else:
+                new_head.append(name)
+        mismatched = []
+        for name, (var, in_ndim) in wmap.items():
+            if name in state:
+                arr = state[name]
+                expected = hf_shape(var, in_ndim)
+                if tuple(arr.shape) != expected:
+                    mismatched.append(f"{name}: checkpoint {tuple(arr.shape)}, model {expected}")
+        problems = []
+        if missing_body or partial_head:
+            problems.append(f"missing tensors: {missing_body + partial_head}")
+        if unexpected:
+            problems.append(f"unexpected tensors: {unexpected}")
+        if mismatched:
+            problems.append("shape mismatches: " + "; ".join(mismatched))
+        if problems:
+            raise checkpoints.CheckpointError(
+                f"The checkpoint {source!r} does not fit {type(self).__name__} with this config:\n  "
+                + "\n  ".join(problems)
+            )
+        for name, (var, in_ndim) in wmap.items():
+            if name in state:
+                var.assign(from_hf(np.asarray(state[name]), var, in_ndim))
+        if new_head:
+            warnings.warn(
+                f"{type(self).__name__}: these weights are not in {source!r} and were newly initialised; "
+                f"train the model before using it: {new_head}",
+                stacklevel=3,
+            )
+        if skipped:
+            logger.info("Ignored tensors of other heads / buffers in %s: %s", source, skipped)
+        return {"missing": new_head, "ignored": skipped}
+
+    def hf_state_dict(self):
+        """Our weights in the PyTorch naming and layout of `transformers`."""
+        return {name: to_hf(var, in_ndim) for name, (var, in_ndim) in self.hf_weight_map().items()}
+
+    @classmethod
+    def from_pretrained(cls, path_or_id, config=None, **config_overrides):
+        """Loads a Hugging Face checkpoint directory (or hub id): `config.json` + safetensors / h5 / bin."""
+        directory = checkpoints.resolve_checkpoint_dir(path_or_id)
+        if config is None:
+            config = LongformerConfig.from_json_file(os.path.join(directory, "config.json"), **config_overrides)
+        elif config_overrides:
+            config = LongformerConfig.from_dict(config.to_dict(), **config_overrides)
+        model = cls(config)
+        model.build()
+        state, source = checkpoints.read_state_dict(directory)
+        model.load_hf_state_dict(state, source)
+        return model
+
+    def save_pretrained(self, directory):
+        """Writes `config.json` + `model.safetensors` that PyTorch `transformers` loads with the same numbers."""
+        os.makedirs(directory, exist_ok=True)
+        config = LongformerConfig.from_dict(self.config.to_dict())
+        config.architectures = [type(self).hf_architecture]
+        checkpoints.write_safetensors(os.path.join(directory, checkpoints.SAFE_WEIGHTS_NAME), self.hf_state_dict())
+        config.save_pretrained(directory)
+        return directory
+
+
+FLAT = -1  # a per-head bias `(heads, head_dim)` stored flat in the checkpoint
+
+
+def hf_shape(var, in_ndim):
+    shape = tuple(var.shape)
+    if in_ndim == FLAT:
+        return (int(np.prod(shape)),)
+    if not in_ndim:
+        return shape
+    return (int(np.prod(shape[in_ndim:])), int(np.prod(shape[:in_ndim])))
+
+
+def from_hf(array, var, in_ndim):
+    if in_ndim > 0:
+        array = array.T
+    return array.reshape(tuple(var.shape)).astype(keras.backend.standardize_dtype(var.dtype))
+
+
+def to_hf(var, in_ndim):
+    value = np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float32)
+    if not in_ndim:
+        return value
+    if in_ndim == FLAT:
+        return value.reshape(-1)
+    shape = value.shape
+    return np.ascontiguousarray(value.reshape(int(np.prod(shape[:in_ndim])), -1).T)
