@@ -61,7 +61,8 @@ def run_reference(model, inputs, **kwargs):
 
     windows = model.config.attention_window
     windows = windows if isinstance(windows, (list, tuple)) else [windows]
-    multiple = math.lcm(*windows)
+    # one window for all layers: the reference pads and cuts back by itself
+    multiple = math.lcm(*windows) if len(set(windows)) > 1 else 1
     ids_key = "input_ids" if inputs.get("input_ids") is not None else None
     length = np.asarray(inputs[ids_key]).shape[-1] if ids_key else None
     inputs = dict(inputs)
@@ -70,6 +71,13 @@ def run_reference(model, inputs, **kwargs):
         for k in ("input_ids", "attention_mask", "global_attention_mask", "token_type_ids", "position_ids"):
             if inputs.get(k) is not None:
                 inputs[k] = _pad_last(np.asarray(inputs[k]), multiple, pad_values.get(k, 0))
+        padded_len = np.asarray(inputs["input_ids"]).shape[-1]
+        for k in ("start_positions", "end_positions"):
+            if inputs.get(k) is not None:  # out of the caller's sequence = out of the padded one (ignored)
+                inputs[k] = np.where(np.asarray(inputs[k]) >= length, padded_len, inputs[k])
+        labels = inputs.get("labels")
+        if labels is not None and np.asarray(labels).shape == (np.asarray(inputs["input_ids"]).shape[:-1] + (length,)):
+            inputs["labels"] = _pad_last(np.asarray(labels), multiple, -100)
         if inputs.get("attention_mask") is None:
             inputs["attention_mask"] = _pad_last(np.ones(np.asarray(kwargs.get("_shape", np.asarray(
                 inputs["input_ids"]).shape[:-1] + (length,))), np.int64), multiple, 0)
@@ -98,5 +106,7 @@ def run_reference(model, inputs, **kwargs):
     for key, value in out.items():
         if value is None:
             continue
+        if key == "loss" and "start_positions" in inputs and padded != length:
+            continue  # the QA loss's softmax spans the sequence: with harness padding it is not comparable
         result[key] = [cut(key, v) for v in value] if isinstance(value, tuple) else cut(key, value)
     return result

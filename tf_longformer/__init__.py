@@ -20,6 +20,7 @@ from tf_longformer.models import (
     TFLongformerPreTrainedModel,
 )
 from tf_longformer.outputs import LongformerOutput
+from tf_longformer.tokenizer import LongformerTokenizer, LongformerTokenizerFast
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,8 @@ __all__ = [
     "LongformerOutput",
     "LongformerPooler",
     "LongformerSelfAttention",
+    "LongformerTokenizer",
+    "LongformerTokenizerFast",
     "TFLongformerForMaskedLM",
     "TFLongformerForMultipleChoice",
     "TFLongformerForQuestionAnswering",

@@ -111,12 +111,13 @@ def _tf_name_to_torch(name: str) -> tuple[str, bool]:
     """A HF TF weight name -> (PyTorch name, whether the array is a Keras kernel to transpose).
 
     `longformer/tf_longformer_model/longformer/encoder/layer_._0/attention/self/query/kernel:0` becomes
-    `longformer.encoder.layer.0.attention.self.query.weight`: the first two parts (the h5 group and the
-    Keras model's scope) are dropped, `layer_._N` becomes `layer.N`, and Keras names become PyTorch names.
+    `longformer.encoder.layer.0.attention.self.query.weight`: the Keras model's scope (and the h5 group
+    before it, when present) is dropped, `layer_._N` becomes `layer.N`, and Keras names become PyTorch names.
     """
     parts = [p for p in name.split(":")[0].split("/") if p]
-    if len(parts) > 2 and parts[1].startswith("tf_longformer"):
-        parts = parts[2:]
+    scope = next((i for i, p in enumerate(parts[:2]) if p.startswith("tf_longformer")), None)
+    if scope is not None:  # the Keras model's scope (and the h5 group before it, when present)
+        parts = parts[scope + 1:]
     leaf = parts[-1]
     is_kernel = leaf == "kernel"
     parts[-1] = {"kernel": "weight", "gamma": "weight", "beta": "bias", "embeddings": "weight"}.get(leaf, leaf)

@@ -228,7 +228,8 @@ class LongformerSelfAttention(keras.layers.Layer):
             name=name,
         )
 
-    def build(self, hidden_shape, mask_shape=None):
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_shape = hidden_states_shape
         hidden = hidden_shape[-1]
         names = ("query", "key", "value", "query_global", "key_global", "value_global")
         for name in names:
@@ -314,7 +315,8 @@ class LongformerSelfAttention(keras.layers.Layer):
         global_attentions = tf.transpose(gprobs[:, :, :max_count, :length], [0, 1, 3, 2])
         return attentions, global_attentions
 
-    def compute_output_shape(self, hidden_shape, mask_shape=None):
+    def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_shape = hidden_states_shape
         return hidden_shape
 
     def get_config(self):

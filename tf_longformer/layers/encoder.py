@@ -47,7 +47,8 @@ class LongformerEncoderLayer(keras.layers.Layer):
         self.global_buckets = tuple(global_buckets)
         self._act = get_activation(hidden_act)
 
-    def build(self, hidden_shape, mask_shape=None):
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_shape = hidden_states_shape
         hidden = hidden_shape[-1]
         if hidden % self.num_heads:
             raise ValueError(f"hidden size {hidden} is not divisible by num_heads={self.num_heads}.")
@@ -97,7 +98,8 @@ class LongformerEncoderLayer(keras.layers.Layer):
             return y, attn[1], attn[2]
         return y
 
-    def compute_output_shape(self, hidden_shape, mask_shape=None):
+    def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_shape = hidden_states_shape
         return hidden_shape
 
     def get_config(self):
@@ -166,7 +168,8 @@ class LongformerEncoder(keras.layers.Layer):
             for i, w in enumerate(windows)
         ]
 
-    def build(self, hidden_shape, mask_shape=None):
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_shape = hidden_states_shape
         for layer in self.layers:
             layer.build(hidden_shape)
         self.built = True

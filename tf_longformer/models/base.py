@@ -244,10 +244,9 @@ class TFLongformerPreTrainedModel(keras.Model):
 
     # ------------------------------------------------------------------------------------- automatic global
     def _first_sep_index(self, input_ids):
-        """Index of each row's first `</s>`; the row length where a row has none."""
+        """Index of each row's first `</s>`, and whether the row has one at all."""
         ids = tf.cast(input_ids, tf.int32)
         is_sep = tf.equal(ids, self.config.sep_token_id)
-        length = tf.shape(ids)[-1]
         first = tf.argmax(tf.cast(is_sep, tf.int32), axis=-1, output_type=tf.int32)
         has_sep = tf.reduce_any(is_sep, axis=-1)
         if tf.executing_eagerly() and not bool(tf.reduce_all(has_sep)):
@@ -257,7 +256,7 @@ class TFLongformerPreTrainedModel(keras.Model):
                 "global attention. Pass `global_attention_mask` to choose it yourself.",
                 stacklevel=4,
             )
-        return tf.where(has_sep, first, length)
+        return first, has_sep
 
     # ----------------------------------------------------------------------------------------- checkpoints
     def hf_weight_map(self):

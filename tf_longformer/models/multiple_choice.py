@@ -56,9 +56,9 @@ class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
             flat["inputs_embeds"] = tf.reshape(e, tf.concat([[-1], tf.shape(e)[2:]], 0))
         if "global_attention_mask" not in flat and "input_ids" in flat:
             ids = flat["input_ids"]
-            first_sep = self._first_sep_index(ids)
+            first_sep, has_sep = self._first_sep_index(ids)
             positions = tf.range(tf.shape(ids)[1])[None, :]
-            flat["global_attention_mask"] = tf.cast(positions > first_sep[:, None] + 1, tf.int32)
+            flat["global_attention_mask"] = tf.cast((positions > first_sep[:, None] + 1) & has_sep[:, None], tf.int32)
         out = self._run_backbone(x, training, **{k: flat.get(k) for k in
                                                  ("input_ids", "attention_mask", "global_attention_mask",
                                                   "token_type_ids", "position_ids", "inputs_embeds")})

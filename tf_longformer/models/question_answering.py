@@ -37,9 +37,9 @@ class TFLongformerForQuestionAnswering(TFLongformerPreTrainedModel):
     def question_global_mask(self, input_ids):
         """1 on every token before each row's first separator."""
         ids = tf.convert_to_tensor(input_ids)
-        end = self._first_sep_index(ids)
+        end, has_sep = self._first_sep_index(ids)
         positions = tf.range(tf.shape(ids)[-1])[None, :]
-        return tf.cast(positions < end[:, None], tf.int32)
+        return tf.cast((positions < end[:, None]) & has_sep[:, None], tf.int32)
 
     def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
              position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,

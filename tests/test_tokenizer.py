@@ -1,0 +1,599 @@
+"""`tf_longformer.tokenizer` against `transformers.LongformerTokenizerFast` on a small byte-level BPE fixture.
+
+The fixture (tests/fixtures/tokenizer, made by tools/make_tokenizer_fixture.py with the `tokenizers` library only)
+is a 400-token vocabulary trained on a few paragraphs of mixed-language text. Note for the real
+`allenai/longformer-base-4096` vocabulary (not available offline): transformers documents
+`tokenizer("Hello world")["input_ids"] == [0, 31414, 232, 2]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from tf_longformer.tokenizer import (
+    BatchEncoding,
+    LongformerTokenizer,
+    LongformerTokenizerFast,
+    clean_up_tokenization,
+    train_tokenizer,
+)
+
+FIXTURE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "tokenizer")
+
+
+def _long_document(n_chars: int = 6000, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    words = (
+        "the longformer attention window global local sequence tokens élève théâtre München Köln 東京 首都 "
+        "😀 🚀 👍 3.14159 $12.50 €9,99 don't we're isn't model(batch) loss.backward() -- ? ! , ."
+    ).split(" ")
+    separators = [" ", " ", " ", "  ", "\n", "\t", "\n\n", "   "]
+    parts: list[str] = []
+    while sum(len(p) for p in parts) < n_chars:
+        parts.append(rng.choice(words))
+        parts.append(rng.choice(separators))
+    return "".join(parts)
+
+
+TEXTS = [
+    "Hello world",
+    "",
+    " ",
+    "   leading and trailing spaces   ",
+    "Whitespace   runs\t\ttabs\n\nnewlines\r\nand\u00a0nbsp\u3000ideographic space",
+    "Il était une fois une élève très curieuse. Ça dépend!",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "東京は日本の首都です。北京是中国的首都。서울은 한국의 수도입니다。",
+    "Emoji 😀🎉🚀 thumbs 👍🏽 heart ❤️ family 👨\u200d👩\u200d👧 flags 🇫🇷",
+    "Combining e\u0301 vs é, ligature ﬁ, math ∮ ⨌ and zero\u200bwidth",
+    "A sentence with a <mask> token and <mask>at the start",
+    "<s>special</s> tokens <pad> inside <unk> the text",
+    "def f(x):\n\treturn x ** 2  # comment\n",
+    "Numbers 1,234,567.89 and 1e-12; prices $12.50 / €9,99.",
+    "Don't stop, we're nearly there -- isn't it great? I'm sure you'll agree .",
+    _long_document(),
+]
+PLAIN_TEXTS = [t for t in TEXTS if "<" not in t]
+PAIRS = [
+    ("Hello world", "How are you today?"),
+    ("東京は日本の首都です。", "Emoji 😀🎉"),
+    ("A short one", "A much much longer second sequence of text that goes on and on for a while."),
+    ("A first sequence that is considerably longer than the second one, with many words in it.", "short"),
+    ("", "only second"),
+]
+WORDS = [
+    ["Hello", "world"],
+    ["Il", "était", "une", "élève", "😀", "東京"],
+    ["spaces", "  inside", "words ", "\ttab"],
+    ["single"],
+]
+
+
+# ---------------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def transformers_mod():
+    return pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def vocab_merges_dir(tmp_path_factory):
+    """A copy of the fixture with only vocab.json + merges.txt (the classic file pair)."""
+    directory = tmp_path_factory.mktemp("vocab_merges")
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(FIXTURE_DIR, name), directory / name)
+    return str(directory)
+
+
+@pytest.fixture(scope="module", params=["tokenizer.json", "vocab+merges"])
+def pair(request, transformers_mod, vocab_merges_dir):
+    """(ours, reference) loaded from the same folder."""
+    directory = FIXTURE_DIR if request.param == "tokenizer.json" else vocab_merges_dir
+    return (
+        LongformerTokenizerFast.from_pretrained(directory),
+        transformers_mod.LongformerTokenizerFast.from_pretrained(directory),
+    )
+
+
+@pytest.fixture(scope="module")
+def prefix_pair(transformers_mod):
+    """(ours, reference) with add_prefix_space=True (needed for pre-split words)."""
+    return (
+        LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True),
+        transformers_mod.LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True),
+    )
+
+
+def _plain(value):
+    """Lists / tuples / arrays / tensors -> nested Python lists, for comparison."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def assert_same(ours, ref):
+    assert list(ours.keys()) == list(ref.keys())
+    for key in ref:
+        assert _plain(ours[key]) == _plain(ref[key]), key
+
+
+def both(tokenizers, *args, **kwargs):
+    ours, ref = tokenizers
+    return ours(*args, **kwargs), ref(*args, **kwargs)
+
+
+def assert_same_or_both_raise(tokenizers, *args, **kwargs):
+    """Equal outputs, or (e.g. the truncated sequence is too short) the reference raises and we raise ValueError."""
+    ours, ref = tokenizers
+    try:
+        expected = ref(*args, **kwargs)
+    except Exception:  # the reference lets the tokenizers library's bare Exception through
+        with pytest.raises(ValueError):
+            ours(*args, **kwargs)
+        return
+    assert_same(ours(*args, **kwargs), expected)
+
+
+# ------------------------------------------------------------------------------------------- parity with reference
+
+
+@pytest.mark.parametrize("index", range(len(TEXTS)))
+def test_single_text_matches_reference(pair, index):
+    kwargs = dict(
+        return_offsets_mapping=True, return_special_tokens_mask=True, return_token_type_ids=True, return_length=True
+    )
+    assert_same(*both(pair, TEXTS[index], **kwargs))
+    assert_same(*both(pair, TEXTS[index], add_special_tokens=False, return_offsets_mapping=True))
+
+
+def test_batch_matches_reference(pair):
+    ours, ref = both(pair, TEXTS, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    assert_same(ours, ref)
+    for i in range(len(TEXTS)):
+        assert ours.tokens(i) == ref.tokens(i)
+        assert ours.word_ids(i) == ref.word_ids(i)
+        assert ours.sequence_ids(i) == ref.sequence_ids(i)
+    assert_same(*both(pair, TEXTS))  # unpadded: ragged lists
+
+
+def test_add_prefix_space_matches_reference(prefix_pair):
+    assert_same(*both(prefix_pair, TEXTS, padding=True, return_offsets_mapping=True))
+
+
+@pytest.mark.parametrize("vocab_merges", [False, True])
+def test_trim_offsets_false_matches_reference(transformers_mod, vocab_merges_dir, vocab_merges):
+    directory = vocab_merges_dir if vocab_merges else FIXTURE_DIR
+    ours = LongformerTokenizerFast.from_pretrained(directory, trim_offsets=False, add_prefix_space=True)
+    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(directory, trim_offsets=False, add_prefix_space=True)
+    seconds = [PAIRS[i % len(PAIRS)][1] for i in range(len(TEXTS))]
+    assert_same(ours(TEXTS, seconds, return_offsets_mapping=True), ref(TEXTS, seconds, return_offsets_mapping=True))
+
+
+def test_pairs_match_reference(pair):
+    for a, b in PAIRS:
+        ours, ref = both(pair, a, b, return_offsets_mapping=True, return_token_type_ids=True)
+        assert_same(ours, ref)
+        assert ours.sequence_ids() == ref.sequence_ids()
+    firsts, seconds = [a for a, _ in PAIRS], [b for _, b in PAIRS]
+    assert_same(*both(pair, firsts, seconds, padding=True, return_offsets_mapping=True))
+    assert_same(*both(pair, PAIRS, padding="longest", return_offsets_mapping=True))  # list of (a, b) tuples
+    ours, _ = both(pair, "Hello world", "How are you")
+    cls, sep = ours_ids = pair[0].cls_token_id, pair[0].sep_token_id
+    assert ours_ids == (0, 2)
+    assert ours["input_ids"][0] == cls and ours["input_ids"].count(sep) == 3
+
+
+@pytest.mark.parametrize("strategy", [True, "longest_first", "only_first", "only_second"])
+@pytest.mark.parametrize("max_length", [6, 9, 13, 24, 64])
+def test_pair_truncation_matches_reference(pair, strategy, max_length):
+    for a, b in PAIRS:
+        assert_same_or_both_raise(pair, a, b, truncation=strategy, max_length=max_length, return_offsets_mapping=True)
+
+
+@pytest.mark.parametrize("max_length", [2, 3, 10, 50])
+def test_single_truncation_matches_reference(pair, max_length):
+    batch = TEXTS[-6:]
+    for strategy in (True, "longest_first", "only_first"):
+        assert_same(*both(pair, batch, truncation=strategy, max_length=max_length, return_offsets_mapping=True))
+    # A max_length alone (padding off, truncation unset) truncates, as in transformers.
+    assert_same(*both(pair, batch, max_length=max_length))
+    assert_same_or_both_raise(pair, TEXTS[-1], truncation="only_second", max_length=max_length)
+
+
+def test_only_second_needs_a_pair(pair):
+    ours, ref = pair
+    with pytest.raises(Exception):
+        ref(TEXTS[-1], truncation="only_second", max_length=10)
+    with pytest.raises(ValueError, match="Second sequence"):
+        ours(TEXTS[-1], truncation="only_second", max_length=10)
+
+
+def test_truncation_defaults_to_model_max_length(pair):
+    ours, ref = pair
+    assert ours.model_max_length == ref.model_max_length
+    long_text = TEXTS[-1] * 3
+    assert_same(*both(pair, long_text, truncation=True))
+    if ours.model_max_length == 4096:  # tokenizer_config.json present
+        assert len(ours(long_text, truncation=True)["input_ids"]) == 4096
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(padding=True),
+        dict(padding="longest"),
+        dict(padding="do_not_pad"),
+        dict(padding="max_length", max_length=40),
+        dict(padding="max_length", max_length=40, truncation=True),
+        dict(padding=True, pad_to_multiple_of=8),
+        dict(padding="max_length", max_length=30, pad_to_multiple_of=8),
+        dict(padding="max_length", max_length=32, pad_to_multiple_of=8, truncation=True),
+        dict(padding=True, truncation="longest_first", max_length=16, pad_to_multiple_of=8),
+        dict(pad_to_multiple_of=8),
+        dict(padding=True, max_length=5),
+    ],
+)
+def test_padding_matches_reference(pair, kwargs):
+    batch = TEXTS[:10]
+    assert_same(*both(pair, batch, return_offsets_mapping=True, **kwargs))
+    assert_same(*both(pair, TEXTS[0], **kwargs))  # single text
+    assert_same(*both(pair, PAIRS, **kwargs))
+
+
+def test_pad_to_max_length_without_max_length(pair):
+    ours, ref = both(pair, ["Hello world", "a"], padding="max_length")
+    assert_same(ours, ref)
+
+
+def test_left_padding_and_truncation_match_reference(transformers_mod):
+    ours = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, padding_side="left", truncation_side="left")
+    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(
+        FIXTURE_DIR, padding_side="left", truncation_side="left"
+    )
+    kwargs = dict(padding="max_length", truncation=True, max_length=12, return_offsets_mapping=True)
+    assert_same(ours(TEXTS[:8], **kwargs), ref(TEXTS[:8], **kwargs))
+    assert_same(ours(PAIRS, **kwargs), ref(PAIRS, **kwargs))
+
+
+def test_multiple_of_must_divide_max_length(pair):
+    ours, ref = pair
+    kwargs = dict(padding="max_length", max_length=10, truncation=True, pad_to_multiple_of=4)
+    with pytest.raises(ValueError):
+        ref("Hello", **kwargs)
+    with pytest.raises(ValueError, match="multiple of pad_to_multiple_of"):
+        ours("Hello", **kwargs)
+
+
+def test_pre_split_words_match_reference(prefix_pair):
+    kwargs = dict(is_split_into_words=True, return_offsets_mapping=True)
+    for words in WORDS:
+        ours, ref = both(prefix_pair, words, **kwargs)
+        assert_same(ours, ref)
+        assert ours.word_ids() == ref.word_ids()
+    ours, ref = both(prefix_pair, WORDS, padding=True, **kwargs)
+    assert_same(ours, ref)
+    for i in range(len(WORDS)):
+        assert ours.word_ids(i) == ref.word_ids(i)
+    ours, ref = both(prefix_pair, WORDS[0], WORDS[1], **kwargs)  # one pre-split pair
+    assert_same(ours, ref)
+    assert ours.sequence_ids() == ref.sequence_ids()
+    assert_same(*both(prefix_pair, WORDS, WORDS[::-1], padding=True, truncation=True, max_length=9, **kwargs))
+
+
+def test_pre_split_words_need_prefix_space(pair):
+    with pytest.raises(ValueError, match="add_prefix_space=True"):
+        pair[0](["Hello", "world"], is_split_into_words=True)
+
+
+@pytest.mark.parametrize("return_tensors", ["np", "tf"])
+def test_return_tensors_match_reference(pair, return_tensors):
+    ours, ref = both(pair, TEXTS[:6], padding=True, return_tensors=return_tensors, return_offsets_mapping=True)
+    assert_same(ours, ref)
+    if return_tensors == "tf":
+        import tensorflow as tf
+
+        assert all(isinstance(v, tf.Tensor) and v.dtype == tf.int32 for v in ours.values())
+    else:
+        assert all(isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.integer) for v in ours.values())
+    assert ours["offset_mapping"].shape[-1] == 2
+    single = pair[0]("Hello world", return_tensors=return_tensors)
+    assert tuple(single["input_ids"].shape) == (1, 9)  # a single input keeps its batch axis
+    with pytest.raises(ValueError, match="different lengths"):
+        pair[0](["a", "a b c"], return_tensors=return_tensors)
+
+
+def test_char_to_token_matches_reference(pair):
+    ours, ref = both(pair, PAIRS[0][0], PAIRS[0][1])
+    for char in range(len(PAIRS[0][0])):
+        assert ours.char_to_token(char) == ref.char_to_token(char)
+    for char in range(len(PAIRS[0][1])):
+        assert ours.char_to_token(char, sequence_index=1) == ref.char_to_token(char, sequence_index=1)
+    ours, ref = both(pair, TEXTS[:3], padding=True)
+    assert ours.char_to_token(0, 3) == ref.char_to_token(0, 3)
+
+
+def test_vocab_and_special_tokens_match_reference(pair):
+    ours, ref = pair
+    assert ours.vocab_size == ref.vocab_size == 400
+    assert len(ours) == len(ref)
+    assert ours.get_vocab() == ref.get_vocab()
+    for name in ("bos", "eos", "sep", "cls", "unk", "pad", "mask"):
+        assert getattr(ours, f"{name}_token") == getattr(ref, f"{name}_token")
+        assert getattr(ours, f"{name}_token_id") == getattr(ref, f"{name}_token_id")
+    assert (ours.bos_token_id, ours.pad_token_id, ours.eos_token_id, ours.unk_token_id, ours.mask_token_id) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
+    assert sorted(ours.all_special_ids) == sorted(ref.all_special_ids)
+    assert ours.add_prefix_space is False and ours.padding_side == "right"
+    ours_added = json.loads(ours.backend_tokenizer.to_str())["added_tokens"]
+    assert ours_added == json.loads(ref.backend_tokenizer.to_str())["added_tokens"]
+
+
+def test_token_conversions_match_reference(pair):
+    ours, ref = pair
+    for text in TEXTS[:12]:
+        assert ours.tokenize(text) == ref.tokenize(text)
+        tokens = ours.tokenize(text)
+        assert ours.convert_tokens_to_ids(tokens) == ref.convert_tokens_to_ids(tokens)
+        assert ours.convert_tokens_to_string(tokens) == ref.convert_tokens_to_string(tokens)
+    assert ours.tokenize("a b", "c", add_special_tokens=True) == ref.tokenize("a b", "c", add_special_tokens=True)
+    assert ours.convert_tokens_to_ids(["<s>", "never-seen-token", "Ġw"]) == ref.convert_tokens_to_ids(
+        ["<s>", "never-seen-token", "Ġw"]
+    )
+    assert ours.convert_tokens_to_ids("<mask>") == 4
+    ids = [*range(0, 400, 7), 0, 1, 2]
+    assert ours.convert_ids_to_tokens(ids) == ref.convert_ids_to_tokens(ids)
+    assert ours.convert_ids_to_tokens(ids, skip_special_tokens=True) == ref.convert_ids_to_tokens(
+        ids, skip_special_tokens=True
+    )
+    assert ours.convert_ids_to_tokens(3) == ref.convert_ids_to_tokens(3) == "<unk>"
+    assert ours.build_inputs_with_special_tokens([5, 6], [7]) == ref.build_inputs_with_special_tokens([5, 6], [7])
+    assert ours.num_special_tokens_to_add(pair=True) == ref.num_special_tokens_to_add(pair=True) == 4
+
+
+def test_encode_decode_match_reference(pair):
+    ours, ref = pair
+    for text in TEXTS:
+        assert ours.encode(text) == ref.encode(text)
+        ids = ours.encode(text)
+        for skip in (False, True):
+            for clean in (False, True):
+                kw = dict(skip_special_tokens=skip, clean_up_tokenization_spaces=clean)
+                assert ours.decode(ids, **kw) == ref.decode(ids, **kw)
+    assert ours.encode(*PAIRS[2], truncation="only_second", max_length=12) == ref.encode(
+        *PAIRS[2], truncation="only_second", max_length=12
+    )
+    batch = ours(TEXTS[:6], padding=True, return_tensors="np")["input_ids"]
+    assert ours.batch_decode(batch, skip_special_tokens=True) == ref.batch_decode(batch, skip_special_tokens=True)
+    assert ours.decode(np.asarray(ids)) == ours.decode(ids)
+    assert ours.decode(5) == ref.decode(5)
+
+
+@pytest.mark.parametrize("text", PLAIN_TEXTS)
+def test_decode_encode_round_trip(text):
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    assert tok.decode(tok.encode(text), skip_special_tokens=True) == text
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+
+
+def test_clean_up_tokenization():
+    assert clean_up_tokenization("Hello , world . Isn 't it ? I 'm sure , we 're done !") == (
+        "Hello, world. Isn 't it? I'm sure, we're done!"
+    )
+
+
+def test_batch_encoding_helpers():
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    enc = tok("Hello world")
+    assert isinstance(enc, BatchEncoding) and isinstance(enc, dict)
+    assert enc.input_ids == enc["input_ids"] == [0, 44, 73, 309, 83, 273, 282, 295, 2]
+    assert enc.attention_mask == [1] * 9
+    assert enc.tokens() == ["<s>", "H", "e", "ll", "o", "Ġw", "or", "ld", "</s>"]
+    assert enc.word_ids() == [None, 0, 0, 0, 0, 1, 1, 1, None]
+    assert enc.sequence_ids() == [None, 0, 0, 0, 0, 0, 0, 0, None]
+    with pytest.raises(AttributeError):
+        _ = enc.offset_mapping
+    assert "attention_mask" not in tok("Hello", return_attention_mask=False)
+    restored = pickle.loads(pickle.dumps(enc))
+    assert restored == enc and restored.word_ids() == enc.word_ids()
+    assert tok([])["input_ids"] == []
+
+
+def test_long_document_is_fast_and_consistent():
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    doc = TEXTS[-1]
+    enc = tok(doc, return_offsets_mapping=True)
+    assert len(doc) > 5000 and len(enc["input_ids"]) > 1000
+    # Every non-special token's span lies inside the document, and spans never go backwards.
+    spans = [
+        s for s, special in zip(enc["offset_mapping"], tok.get_special_tokens_mask(enc["input_ids"])) if not special
+    ]
+    assert all(0 <= a <= b <= len(doc) for a, b in spans)
+    assert all(p[0] <= q[0] for p, q in zip(spans, spans[1:]))
+
+
+# ------------------------------------------------------------------------------------------------ files and config
+
+
+def test_from_pretrained_reads_config(tmp_path):
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    assert tok.model_max_length == 4096 and tok.trim_offsets
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(FIXTURE_DIR, name), tmp_path / name)
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"model_max_length": 16, "add_prefix_space": True, "errors": "replace"})
+    )
+    (tmp_path / "special_tokens_map.json").write_text(
+        json.dumps(
+            {
+                "mask_token": {
+                    "content": "<mask>",
+                    "lstrip": True,
+                    "normalized": False,
+                    "rstrip": False,
+                    "single_word": False,
+                }
+            }
+        )
+    )
+    tok = LongformerTokenizerFast.from_pretrained(tmp_path)
+    assert tok.model_max_length == 16 and tok.add_prefix_space
+    assert tok.mask_token == "<mask>"
+    assert len(tok("word " * 50, truncation=True)["input_ids"]) == 16
+    assert (
+        LongformerTokenizerFast.from_pretrained(tmp_path, model_max_length=8, add_prefix_space=False).model_max_length
+        == 8
+    )
+
+
+def test_save_pretrained_round_trip(tmp_path, transformers_mod):
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True)
+    tok("warm up the backend state", padding="max_length", max_length=32, truncation=True)
+    written = tok.save_pretrained(tmp_path / "saved")
+    names = sorted(os.listdir(tmp_path / "saved"))
+    assert names == ["merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
+    assert sorted(os.path.basename(p) for p in written) == names  # and no temporary files left behind
+    state = json.loads((tmp_path / "saved" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert state["truncation"] is None and state["padding"] is None
+    with open(os.path.join(FIXTURE_DIR, "vocab.json"), encoding="utf-8") as f:
+        assert json.loads((tmp_path / "saved" / "vocab.json").read_text(encoding="utf-8")) == json.load(f)
+
+    kwargs = dict(padding=True, return_offsets_mapping=True)
+    for directory in (tmp_path / "saved", _only_vocab_merges(tmp_path / "saved", tmp_path / "vm")):
+        again = LongformerTokenizerFast.from_pretrained(directory, add_prefix_space=True)
+        assert again.model_max_length == tok.model_max_length and again.add_prefix_space
+        assert_same(again(TEXTS, **kwargs), tok(TEXTS, **kwargs))
+    reloaded = LongformerTokenizerFast.from_pretrained(tmp_path / "saved")  # add_prefix_space comes from the config
+    assert reloaded.add_prefix_space
+    assert_same(reloaded(WORDS, is_split_into_words=True, **kwargs), tok(WORDS, is_split_into_words=True, **kwargs))
+    # The reference reads our files too.
+    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path / "saved")
+    assert ref.add_prefix_space and ref.model_max_length == 4096
+    assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
+    auto = transformers_mod.AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert_same(tok(PAIRS, **kwargs), auto(PAIRS, **kwargs))
+
+
+def _only_vocab_merges(src, dst):
+    os.makedirs(dst)
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+    return dst
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        LongformerTokenizerFast.from_pretrained(tmp_path / "no-such-dir")
+    with pytest.raises(FileNotFoundError, match=r"vocab\.json") as info:
+        LongformerTokenizerFast.from_pretrained(tmp_path)
+    assert "merges.txt" in str(info.value)
+    shutil.copy(os.path.join(FIXTURE_DIR, "vocab.json"), tmp_path / "vocab.json")
+    with pytest.raises(FileNotFoundError, match=r"merges\.txt"):
+        LongformerTokenizerFast.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"nothing\.json"):
+        LongformerTokenizerFast(tokenizer_file=tmp_path / "nothing.json")
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("vocab.json", "{not json", "not valid JSON"),
+        ("vocab.json", "[1, 2]", "expected a JSON object"),
+        ("vocab.json", '{"a": "x"}', "has id"),
+        ("merges.txt", "#version: 0.2\nĠ t\nthree parts here\n", "line 3"),
+        ("merges.txt", "#version: 0.2\nzz qq\n", "not in the vocabulary"),
+        ("tokenizer.json", '{"model": 1', "Corrupt tokenizer file"),
+        ("tokenizer_config.json", "{oops", "not valid JSON"),
+        ("special_tokens_map.json", '{"mask_token": 5}', "Invalid special token"),
+    ],
+)
+def test_corrupt_files_are_named(tmp_path, name, content, message):
+    base = (
+        ("tokenizer.json",)
+        if name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+        else ("vocab.json", "merges.txt")
+    )
+    for file in base:
+        shutil.copy(os.path.join(FIXTURE_DIR, file), tmp_path / file)
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as info:
+        LongformerTokenizerFast.from_pretrained(tmp_path)
+    assert str(tmp_path / name) in str(info.value)
+
+
+def test_invalid_call_options():
+    tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    with pytest.raises(ValueError, match="padding"):
+        tok("a", padding="sideways")
+    with pytest.raises(ValueError, match="truncation"):
+        tok("a", truncation="middle")
+    with pytest.raises(ValueError, match="return_tensors"):
+        tok("a", return_tensors="pt")
+    with pytest.raises(ValueError, match="batch length"):
+        tok(["a", "b"], ["c"])
+    with pytest.raises(TypeError):
+        tok([["a", "b", "c"]])
+    with pytest.raises(TypeError):
+        tok(3)
+
+
+# ---------------------------------------------------------------------------------------------------------- training
+
+
+def test_train_new_from_iterator(tmp_path, transformers_mod):
+    corpus = [t for t in TEXTS if "<" not in t] * 3
+    tok = LongformerTokenizerFast.train_new_from_iterator(
+        iter(corpus), vocab_size=350, min_frequency=2, model_max_length=128
+    )
+    vocab = tok.get_vocab()
+    assert [vocab[t] for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [0, 1, 2, 3, 4]
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
+    assert 261 < len(tok) <= 350 and tok.model_max_length == 128
+    for text in PLAIN_TEXTS:
+        ids = tok.encode(text)
+        assert ids[0] == 0 and ids[-1] == 2
+        assert tok.decode(ids, skip_special_tokens=True) == text
+    assert tok.encode("a <mask> b")[2] == 4
+
+    tok.save_pretrained(tmp_path)
+    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path)
+    kwargs = dict(padding=True, truncation=True, return_offsets_mapping=True)
+    assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
+    assert_same(LongformerTokenizerFast.from_pretrained(tmp_path)(PAIRS, **kwargs), ref(PAIRS, **kwargs))
+
+    small = train_tokenizer(["hello world"] * 5, vocab_size=270)
+    assert small.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    with pytest.raises(ValueError, match="vocab_size"):
+        train_tokenizer(["hello"], vocab_size=100)
+
+
+def test_slow_alias_and_pickling():
+    slow = LongformerTokenizer.from_pretrained(FIXTURE_DIR)
+    fast = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR)
+    assert isinstance(slow, LongformerTokenizerFast)
+    assert_same(slow(TEXTS, padding=True), fast(TEXTS, padding=True))
+    clone = pickle.loads(pickle.dumps(fast))
+    assert_same(clone(PAIRS, padding=True), fast(PAIRS, padding=True))
+    assert "vocab_size=400" in repr(fast)
