@@ -1,102 +1,31 @@
-"""The `tf-longformer` command line."""
+"""The `tf-longformer` command line: `tf-longformer COMMAND --help` for each command."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import sys
-import tempfile
-import time
 
-
-def _quiet_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def cmd_tour(args) -> int:
-    """Builds a small random Longformer, saves it in the Hugging Face layout, reloads it with every head, runs it."""
-    _quiet_tf()
-    import numpy as np
-
-    import tf_longformer as T
-
-    rng = np.random.default_rng(args.seed)
-    config = T.LongformerConfig(
-        vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        max_position_embeddings=args.length + 2, attention_window=[32, 64], type_vocab_size=1, num_labels=3,
-    )
-    directory = args.checkpoint or tempfile.mkdtemp(prefix="tf-longformer-tour-")
-    T.TFLongformerForMaskedLM(config).save_pretrained(directory)
-    print(f"checkpoint: {directory} ({', '.join(sorted(os.listdir(directory)))})")
-    ids = rng.integers(5, config.vocab_size, size=(2, args.length))
-    ids[:, 0], ids[:, -1] = 0, 2
-    ids[:, 20:22] = 2  # <s> question </s></s> context </s>, for the QA head's automatic global attention
-    mask = np.ones_like(ids)
-    mask[1, args.length // 2:] = 0
-    ids[1, args.length // 2:] = 1
-    heads = [
-        (T.TFLongformerModel, "last_hidden_state"),
-        (T.TFLongformerForMaskedLM, "logits"),
-        (T.TFLongformerForSequenceClassification, "logits"),
-        (T.TFLongformerForTokenClassification, "logits"),
-        (T.TFLongformerForQuestionAnswering, "start_logits"),
-        (T.TFLongformerForMultipleChoice, "logits"),
-    ]
-    import warnings
-
-    for cls, key in heads:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = cls.from_pretrained(directory)
-        new = any("newly initialised" in str(w.message) for w in caught)
-        x = {"input_ids": ids, "attention_mask": mask}
-        if cls is T.TFLongformerForMultipleChoice:
-            x = {k: np.stack([v, v], 1) for k, v in x.items()}
-        start = time.perf_counter()
-        out = model(x)
-        took = time.perf_counter() - start
-        value = out[key].numpy()
-        print(f"{cls.__name__:40s} {key:18s} shape={str(value.shape):16s} mean={value.mean():+.4f} "
-              f"{took * 1000:7.1f} ms{'  (head newly initialised)' if new else ''}")
-    return 0
-
-
-def cmd_info(args) -> int:
-    """Prints the config and parameter count of a checkpoint directory."""
-    _quiet_tf()
-    from tf_longformer import LongformerConfig
-    from tf_longformer.checkpoints import read_state_dict, resolve_checkpoint_dir
-
-    directory = resolve_checkpoint_dir(args.model)
-    config = LongformerConfig.from_pretrained(directory)
-    state, source = read_state_dict(directory)
-    params = sum(int(v.size) for v in state.values())
-    print(json.dumps({"checkpoint": directory, "weights": os.path.basename(source), "parameters": params,
-                      "architectures": getattr(config, "architectures", None),
-                      "layers": config.num_hidden_layers, "hidden": config.hidden_size,
-                      "heads": config.num_attention_heads, "attention_window": config.attention_window,
-                      "max_sequence_length": config.max_sequence_length}, indent=2))
-    return 0
+from tf_longformer.commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tf-longformer", description="The Longformer for Keras 3 / TensorFlow.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tour = sub.add_parser("tour", help=cmd_tour.__doc__, description=cmd_tour.__doc__)
-    tour.add_argument("--length", type=int, default=1000, help="tokens per row (default 1000)")
-    tour.add_argument("--checkpoint", help="where to write the checkpoint (default: a temporary directory)")
-    tour.add_argument("--seed", type=int, default=0)
-    tour.set_defaults(func=cmd_tour)
-    info = sub.add_parser("info", help=cmd_info.__doc__, description=cmd_info.__doc__)
-    info.add_argument("--model", required=True, help="checkpoint directory or hub id")
-    info.set_defaults(func=cmd_info)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"tf_longformer.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"tf_longformer.commands.{name}":
+                continue
+            raise
+        module.register(sub)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":
