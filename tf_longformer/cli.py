@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
+import os
 
-from tf_longformer.commands import COMMANDS
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+from tf_longformer.commands import COMMANDS  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
