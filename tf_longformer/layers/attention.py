@@ -23,13 +23,22 @@ from tf_longformer.layers.utils import clone_initializer, serializable
 # Global-slot buckets: the attention is run with the smallest bucket that holds every row's global tokens;
 # the last resort is the (padded) length itself, which always fits.
 DEFAULT_GLOBAL_BUCKETS = (16, 128, 512)
+# Fast-path tuning, measured on a 2-core AVX-512 CPU (see `tf-longformer bench` and README "Performance").
+DEFAULT_CHUNK_QUERIES = 1024  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
+DEFAULT_DENSE_MAX_LENGTH = 512  # padded lengths up to this use one dense masked product instead of the band
 _NEG = -1e30  # masked scores, in float32 (the softmax always runs in float32)
+# Branch and loop bodies hold no Python control flow on tensors: converting them with AutoGraph only costs
+# tracing time (several seconds per layer).
+_no_autograph = tf.autograph.experimental.do_not_convert
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
 def pad_axis(x, multiple, axis=1, value=0):
     """Right-pads `x` along `axis` to a multiple of `multiple` (a pad of 0 when already aligned)."""
-    length = tf.shape(x)[axis]
+    length = x.shape[axis]
+    if length is None:
+        length = tf.shape(x)[axis]
+    # A static length gives a Python pad, so the result keeps a static shape (Python-time path choices).
     extra = (-length) % multiple
     paddings = [[0, 0]] * len(x.shape)
     paddings[axis] = [0, extra]
@@ -156,6 +165,145 @@ def band_to_relative(probs_band, w):
     return tf.reshape(rel, [shape[0], shape[1], shape[2] * w, 2 * w + 1])
 
 
+# ------------------------------------------------------------------------------------------------ fast path
+# The fast path keeps heads in front, `(batch, heads, length, dim)`, so every product below is a plain batched
+# matmul with no transpose. The band is memory-bound on a CPU: each pass over the score tensor costs about
+# as much as the matmul that made it, so the scores are produced, masked, normalised and consumed one
+# chunk at a time (a few MB, cache-resident) instead of as one tensor per layer.
+
+
+def band_bias(block, w):
+    """Static `(block, (2s+1)*block)` float32 bias: 0 where query `r` may see key `c` of its window, else -1e30.
+
+    `s = w // block`; key `c` sits at relative offset `c - w - r`, the window keeps `[-w, w]`.
+    """
+    r = tf.range(block)[:, None]
+    c = tf.range((2 * (w // block) + 1) * block)[None, :]
+    d = c - r
+    return tf.where((d >= 0) & (d <= 2 * w), 0.0, _NEG)
+
+
+def _windows(x, nblocks, block, s):
+    """`(..., (nblocks + 2s) * block, ...)` along axis 0 -> `(nblocks, (2s+1)*block, ...)`: each block's keys."""
+    rest = tf.shape(x)[1:]
+    xb = tf.reshape(x, tf.concat([[nblocks + 2 * s, block], rest], 0))
+    return tf.concat([xb[i:i + nblocks] for i in range(2 * s + 1)], axis=1)
+
+
+def _stateless_dropout(p, rate, seed):
+    keep = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=tf.float32) >= rate
+    return tf.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
+
+
+def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
+    """`softmax(scores) @ values` and the log of the softmax's normaliser (float32, `scores[..., 0]`'s shape).
+
+    The normaliser lets the caller merge this with attention over other keys (the global slots) exactly:
+    `merge_softmax_parts`. Dropout (on the probabilities) is applied before the product.
+    """
+    m = tf.stop_gradient(tf.reduce_max(scores, axis=-1, keepdims=True))  # any shift is exact; this one is safe
+    e = tf.exp(scores - m)
+    total = tf.reduce_sum(e, axis=-1, keepdims=True)
+    if dropout_rate:
+        e = _stateless_dropout(e, dropout_rate, seed)
+    out = tf.matmul(tf.cast(e, values.dtype), values)
+    out = out / tf.cast(total, out.dtype)
+    return out, (m + tf.math.log(total))[..., 0]
+
+
+def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
+    """Attention over the union of two key sets from the two halves `(out, log-normaliser)`."""
+    top = tf.maximum(lse_a, lse_b)
+    wa, wb = tf.exp(lse_a - top)[..., None], tf.exp(lse_b - top)[..., None]
+    dtype = out_a.dtype
+    out = (tf.cast(out_a, tf.float32) * wa + tf.cast(out_b, tf.float32) * wb) / (wa + wb)
+    return tf.cast(out, dtype)
+
+
+def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
+                     parallel_iterations=2):
+    """Attention of every query to the local keys of its band, heads in front, computed chunk by chunk.
+
+    `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
+    `(batch, length)`; the keys are the tokens with `mask == 1` and `|i - j| <= w` (global keys are merged
+    in by the caller with `merge_softmax_parts`). Returns `out (batch, heads, length, dim)` and the float32
+    log-normaliser `(batch, heads, length)`. A query with no key at all gets finite values (the caller
+    zeroes or replaces rows of queries that are not local).
+
+    Queries go in blocks of `block` (a divisor of `w`), each against its `2w + block` keys; `chunk // block`
+    blocks of one (batch, head) are one loop step, so the scores of a step stay in the CPU cache.
+    """
+    batch, length = tf.shape(q)[0], tf.shape(q)[2]
+    heads, dim = q.shape[1], q.shape[3]
+    block = block or (w // 2 if w % 2 == 0 else w)
+    if w % block:
+        raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
+    s = w // block
+    static_len = tf.get_static_value(length)
+    nc = max(1, chunk // block)
+    if static_len is not None:
+        nc = max(1, min(nc, static_len // block))
+    size = nc * block
+    # Pad to at least one chunk; the last chunk is moved back to end at the length (it overlaps the one
+    # before instead of running past the end), so no length pays for more than one chunk of padding.
+    full = tf.maximum(length, size)
+    num_chunks = (full + size - 1) // size
+    starts = tf.minimum(tf.range(num_chunks) * size, full - size)
+
+    def flat(x, before, after):
+        x = tf.reshape(x, [batch * heads, length, dim])
+        return tf.pad(x, [[0, 0], [before, after + full - length], [0, 0]])
+
+    qf, kf, vf = flat(q, 0, 0), flat(k, w, w), flat(v, w, w)
+    key_ok = tf.pad(tf.equal(mask, 1), [[0, 0], [w, w + full - length]])
+    bias_band = band_bias(block, w)[None]  # (1, block, keys)
+
+    @_no_autograph
+    def step(i):
+        bh, g = i // num_chunks, i % num_chunks
+        row, start = bh // heads, starts[g]
+        qc = tf.reshape(tf.slice(qf, [bh, start, 0], [1, size, dim]), [nc, block, dim])
+        kc = _windows(tf.slice(kf, [bh, start, 0], [1, size + 2 * w, dim])[0], nc, block, s)
+        vc = _windows(tf.slice(vf, [bh, start, 0], [1, size + 2 * w, dim])[0], nc, block, s)
+        okc = _windows(tf.slice(key_ok, [row, start], [1, size + 2 * w])[0], nc, block, s)
+        scores = tf.cast(tf.matmul(qc, kc, transpose_b=True), tf.float32)
+        scores = scores + (bias_band + tf.where(okc, 0.0, _NEG)[:, None, :])  # (nc, block, keys)
+        out, lse = _softmax_parts(scores, vc, dropout_rate, None if seed is None else seed + tf.stack([0, i]))
+        return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
+
+    total = batch * heads * num_chunks
+    out, lse = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
+                         fn_output_signature=(tf.TensorSpec([size, dim], q.dtype), tf.TensorSpec([size], tf.float32)))
+    # Undo the overlap of the last chunk: position p comes from chunk min(p // size, last).
+    pos = tf.range(full)
+    src = tf.minimum(pos // size, num_chunks - 1)
+    pick = src * size + pos - tf.gather(starts, src)
+    out = tf.gather(tf.reshape(out, [batch * heads, num_chunks * size, dim]), pick, axis=1)
+    lse = tf.gather(tf.reshape(lse, [batch * heads, num_chunks * size]), pick, axis=1)
+    return (tf.reshape(out[:, :length], [batch, heads, length, dim]),
+            tf.reshape(lse[:, :length], [batch, heads, length]))
+
+
+def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
+    """Same result as `banded_attention`, as one dense masked product: faster for short inputs."""
+    length = tf.shape(q)[2]
+    pos = tf.range(length)
+    near = tf.abs(pos[:, None] - pos[None, :]) <= w
+    ok = near[None] & tf.equal(mask, 1)[:, None, :]
+    scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) + tf.where(ok, 0.0, _NEG)[:, None]
+    return _softmax_parts(scores, v, dropout_rate, seed)
+
+
+def global_key_attention(q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
+    """Attention of every query to the row's global keys only (slots), as `(out, log-normaliser)`.
+
+    `q`: `(batch, heads, length, dim)`; `kg, vg`: `(batch, heads, slots, dim)`; `slot_ok`: `(batch, slots)`.
+    """
+    scores = tf.cast(tf.matmul(q, kg, transpose_b=True), tf.float32)
+    scores = scores + tf.where(slot_ok, 0.0, _NEG)[:, None, None, :]
+    return _softmax_parts(scores, vg, dropout_rate, seed)
+
+
 # ------------------------------------------------------------------------------------------------------ layer
 @serializable
 class LongformerSelfAttention(keras.layers.Layer):
@@ -195,6 +343,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         global_buckets=DEFAULT_GLOBAL_BUCKETS,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        block_queries=None,
+        chunk_queries=DEFAULT_CHUNK_QUERIES,
+        dense_max_length=DEFAULT_DENSE_MAX_LENGTH,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -209,6 +360,17 @@ class LongformerSelfAttention(keras.layers.Layer):
         self.attention_window = attention_window
         self.dropout = dropout
         self.global_buckets = tuple(int(b) for b in global_buckets)
+        w = attention_window // 2
+        if block_queries is not None and (not isinstance(block_queries, int) or block_queries <= 0 or w % block_queries):
+            raise ValueError(f"`block_queries` must be a positive divisor of attention_window // 2 = {w}, "
+                             f"got {block_queries!r}.")
+        if not isinstance(chunk_queries, int) or chunk_queries <= 0:
+            raise ValueError(f"`chunk_queries` must be a positive integer, got {chunk_queries!r}.")
+        if not isinstance(dense_max_length, int) or dense_max_length < 0:
+            raise ValueError(f"`dense_max_length` must be an integer >= 0, got {dense_max_length!r}.")
+        self.block_queries = block_queries
+        self.chunk_queries = chunk_queries
+        self.dense_max_length = dense_max_length
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = False
@@ -251,6 +413,84 @@ class LongformerSelfAttention(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False):
+        if return_attention_scores:
+            return self._call_inspect(hidden_states, attention_mask, head_mask, training)
+        w = self.one_sided_window
+        length = tf.shape(hidden_states)[1]
+        mask = pad_axis(tf.cast(attention_mask, tf.int32), w)
+        hidden = pad_axis(hidden_states, w)
+        batch, padded = tf.shape(hidden)[0], tf.shape(hidden)[1]
+        heads, dim = self.num_heads, self.head_dim
+        scale = 1.0 / (dim**0.5)
+        is_global = tf.equal(mask, 2)
+        max_count = tf.reduce_max(tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1))
+        rate = float(self.dropout) if training else 0.0
+        seed = None
+        if rate:
+            seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
+                                                seed=self.probs_dropout.seed_generator), tf.int32)
+        q, k, v = self._project(hidden, (self.query, self.key, self.value), (scale, 1.0, 1.0))
+        static_len = tf.get_static_value(padded)
+
+        @_no_autograph
+        def dense():
+            return dense_band_attention(q, k, v, mask, w, rate, seed)
+
+        @_no_autograph
+        def blocked():
+            return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, seed)
+
+        # The band does not depend on the global tokens: computed once, outside the global-count buckets.
+        if static_len is not None:
+            band_out, band_lse = dense() if static_len <= self.dense_max_length else blocked()
+        else:
+            band_out, band_lse = tf.cond(padded <= self.dense_max_length, dense, blocked)
+        local_query = tf.equal(mask, 1)[:, :, None, None]
+
+        def attend(num_slots):
+            if isinstance(num_slots, int) and num_slots == 0:
+                out = tf.transpose(band_out, [0, 2, 1, 3])
+                return tf.where(local_query, out, tf.zeros((), out.dtype))
+            index, slot_ok = global_slots(is_global, num_slots)
+            # local queries also see the row's global keys (local projections), in the same softmax
+            kg = tf.gather(k, index, axis=2, batch_dims=1)
+            vg = tf.gather(v, index, axis=2, batch_dims=1)
+            gseed = None if seed is None else seed + tf.constant([1, 0])
+            glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, gseed)
+            out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
+            out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros((), out.dtype))
+            # global rows: their own projections, against every non-padded token
+            kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
+            hg = tf.gather(hidden, index, batch_dims=1)
+            (qg,) = self._project(hg, (self.query_global,), (scale,))
+            scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
+            ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
+            probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
+            probs = self.global_probs_dropout(probs, training=training)
+            gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
+            return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
+
+        out = self._bucketed(attend, padded, max_count)
+        if head_mask is not None:
+            out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
+        return self.output_dense(out)[:, :length]
+
+    def _project(self, hidden, layers, scales):
+        """The projections as ONE matmul, heads in front: `(batch, heads, length, dim)` each, scale folded in."""
+        dtype = self.compute_dtype
+        kernel = tf.concat([tf.cast(p.kernel, dtype) * sc if sc != 1.0 else tf.cast(p.kernel, dtype)
+                            for p, sc in zip(layers, scales)], axis=1)  # (hidden, n*heads, dim)
+        bias = tf.concat([tf.cast(p.bias, dtype) * sc if sc != 1.0 else tf.cast(p.bias, dtype)
+                          for p, sc in zip(layers, scales)], axis=0)
+        n, heads, dim = len(layers), self.num_heads, self.head_dim
+        shape = tf.shape(hidden)
+        x = tf.reshape(hidden, [-1, hidden.shape[-1]])
+        y = tf.nn.bias_add(tf.matmul(x, tf.reshape(kernel, [hidden.shape[-1], -1])), tf.reshape(bias, [-1]))
+        y = tf.transpose(tf.reshape(y, [shape[0], shape[1], n, heads, dim]), [2, 0, 3, 1, 4])
+        return tf.unstack(y, axis=0) if n > 1 else [y[0]]
+
+    def _call_inspect(self, hidden_states, attention_mask, head_mask, training):
+        """The inspection path: every position a possible slot, probabilities kept in one layout."""
         w = self.one_sided_window
         length = tf.shape(hidden_states)[1]
         mask = tf.cast(attention_mask, tf.int32)
@@ -258,7 +498,6 @@ class LongformerSelfAttention(keras.layers.Layer):
         mask = pad_axis(mask, w)
         padded = tf.shape(hidden)[1]
         scale = tf.cast(1.0 / (self.head_dim**0.5), self.compute_dtype)
-
         q = self.query(hidden) * scale
         k = self.key(hidden)
         v = self.value(hidden)
@@ -270,39 +509,25 @@ class LongformerSelfAttention(keras.layers.Layer):
         def drop(layer):
             return lambda p: layer(p, training=training)
 
-        def attend(num_slots, return_probs=False):
-            index, slot_ok = global_slots(is_global, num_slots)
-            local = local_attention(
-                q, k, v, mask, w, index, slot_ok, head_mask, drop(self.probs_dropout), return_probs=return_probs
-            )
-            local_out, probs = local if return_probs else (local, None)
-            hg = tf.gather(hidden, index, batch_dims=1)
-            qg = self.query_global(hg) * scale
-            gout, gprobs = global_attention(
-                qg, kg_all, vg_all, mask, slot_ok, head_mask, drop(self.global_probs_dropout)
-            )
-            out = scatter_slots(gout, is_global, local_out)
-            return (out, probs, gprobs) if return_probs else out
-
-        if return_attention_scores:
-            # Inspection path: every position is a possible slot, so the width x is cut from one layout.
-            out, probs, gprobs = attend(padded, return_probs=True)
-            attentions, global_attentions = self._hf_layout(probs, gprobs, mask, max_count, length)
-        else:
-            out = self._bucketed(attend, padded, max_count)
+        index, slot_ok = global_slots(is_global, padded)
+        local_out, probs = local_attention(
+            q, k, v, mask, w, index, slot_ok, head_mask, drop(self.probs_dropout), return_probs=True
+        )
+        hg = tf.gather(hidden, index, batch_dims=1)
+        qg = self.query_global(hg) * scale
+        gout, gprobs = global_attention(qg, kg_all, vg_all, mask, slot_ok, head_mask, drop(self.global_probs_dropout))
+        out = scatter_slots(gout, is_global, local_out)
+        attentions, global_attentions = self._hf_layout(probs, gprobs, mask, max_count, length)
         out = self.output_dense(out)[:, :length]
-        if return_attention_scores:
-            return out, attentions, global_attentions
-        return out
+        return out, attentions, global_attentions
 
     def _bucketed(self, attend, padded, max_count):
+        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none)."""
         static_len = tf.get_static_value(padded)
-        buckets = [b for b in self.global_buckets if static_len is None or b < static_len]
-        sizes = [tf.minimum(b, padded) for b in buckets] + [padded]
-        if not buckets:
-            return attend(padded)
+        buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
+        sizes = [0] + [b if static_len is not None else tf.minimum(b, padded) for b in buckets[1:]] + [padded]
         branch = tf.reduce_sum(tf.cast(max_count > tf.constant(buckets, tf.int32), tf.int32))
-        return tf.switch_case(branch, [lambda s=s: attend(s) for s in sizes])
+        return tf.switch_case(branch, [_no_autograph(lambda s=s: attend(s)) for s in sizes])
 
     def _hf_layout(self, probs, gprobs, mask, max_count, length):
         w = self.one_sided_window
@@ -327,6 +552,9 @@ class LongformerSelfAttention(keras.layers.Layer):
             attention_window=self.attention_window,
             dropout=self.dropout,
             global_buckets=list(self.global_buckets),
+            block_queries=self.block_queries,
+            chunk_queries=self.chunk_queries,
+            dense_max_length=self.dense_max_length,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )

@@ -1,0 +1,135 @@
+"""Every execution path of the attention (dense, chunked band, each global bucket, graph, XLA, training
+dropout) gives the dense oracle's numbers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_longformer.layers.attention import (
+    LongformerSelfAttention,
+    banded_attention,
+    dense_band_attention,
+    global_key_attention,
+    merge_softmax_parts,
+)
+
+from test_attention_oracle import dense_oracle, random_mask
+
+PATHS = {
+    # name: constructor overrides
+    "dense": dict(dense_max_length=10_000),
+    "band": dict(dense_max_length=0),
+    "band_small_chunks": dict(dense_max_length=0, chunk_queries=1),  # one block per loop step
+    "band_odd_chunks": dict(dense_max_length=0, chunk_queries=5),  # last chunk overlaps the one before
+    "band_full_blocks": dict(dense_max_length=0, block_queries=None, chunk_queries=7),
+}
+
+
+def make_layer(rng, window, heads, dim, **overrides):
+    return LongformerSelfAttention(num_heads=heads, head_dim=dim, attention_window=window,
+                                   kernel_initializer="glorot_normal", bias_initializer="random_normal",
+                                   **overrides)
+
+
+def check(layer, hidden, mask, head_mask=None, run=None):
+    ours = (run or layer)(hidden, mask, head_mask=head_mask) if run is None else run(hidden, mask)
+    ours = np.asarray(ours)
+    want = dense_oracle(layer, hidden, mask, head_mask)
+    real = mask != 0
+    np.testing.assert_allclose(ours[real], want[real], atol=3e-5, rtol=1e-4)
+    np.testing.assert_allclose(ours[~real], np.broadcast_to(layer.output_dense.bias.numpy(), ours[~real].shape),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("seed", range(4))
+def test_each_path_equals_the_dense_oracle(path, seed):
+    rng = np.random.default_rng(100 + seed)
+    window = int(rng.choice([2, 4, 8, 12]))
+    heads, dim = int(rng.choice([1, 2, 3])), 4
+    batch, length = int(rng.integers(1, 4)), int(rng.integers(1, 70))
+    overrides = dict(PATHS[path])
+    if path == "band_full_blocks":
+        overrides["block_queries"] = window // 2
+    layer = make_layer(rng, window, heads, dim, **overrides)
+    hidden = rng.normal(size=(batch, length, heads * dim)).astype(np.float32)
+    mask = random_mask(rng, batch, length)
+    check(layer, hidden, mask, head_mask=rng.random(heads).astype(np.float32) if seed % 2 else None)
+
+
+@pytest.mark.parametrize("n_global", [0, 1, 3, 5, 9, 40])
+@pytest.mark.parametrize("path", ["dense", "band"])
+def test_every_global_bucket(path, n_global):
+    """Buckets (2, 4, 8) and the full-length fallback: each branch is the oracle."""
+    rng = np.random.default_rng(n_global)
+    layer = make_layer(rng, 6, 2, 4, global_buckets=(2, 4, 8), **PATHS[path])
+    hidden = rng.normal(size=(2, 45, 8)).astype(np.float32)
+    mask = np.ones((2, 45), np.int32)
+    mask[1, 40:] = 0
+    mask[0, rng.choice(45, n_global, replace=False)] = 2
+    check(layer, hidden, mask)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_graph_and_xla_with_unknown_length(jit):
+    """One trace with an unknown length picks dense or band at run time (tf.cond); XLA compiles both."""
+    rng = np.random.default_rng(7)
+    layer = make_layer(rng, 4, 2, 4, dense_max_length=8, chunk_queries=4, global_buckets=(2,))
+    layer(tf.zeros([1, 4, 8]), tf.ones([1, 4], tf.int32))
+    spec = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None], tf.int32)]
+    run = tf.function(lambda h, m: layer(h, m), input_signature=spec, jit_compile=jit)
+    for length, n_global in ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7)):
+        hidden = rng.normal(size=(2, length, 8)).astype(np.float32)
+        mask = np.ones((2, length), np.int32)
+        mask[0, :n_global] = 2
+        mask[1, length - 3:] = 0
+        check(layer, hidden, mask, run=run)
+
+
+def test_band_and_dense_functions_agree_and_differentiate():
+    """The chunked band and the dense band give the same values, normalisers and gradients; merging the
+    global keys' half gives the softmax over the union of the keys."""
+    rng = np.random.default_rng(3)
+    b, h, length, d, w = 2, 2, 24, 4, 4
+    q, k, v = (tf.constant(rng.normal(size=(b, h, length, d)).astype(np.float32)) for _ in range(3))
+    mask = np.ones((b, length), np.int32)
+    mask[0, 17:] = 0
+    mask[1, [2, 20]] = 2
+    glob = tf.constant([[0, 0], [2, 20]])
+    slot_ok = tf.constant([[False, False], [True, True]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([q, k, v])
+        band, band_lse = banded_attention(q, k, v, mask, w, block=2, chunk=6)
+        dense, dense_lse = dense_band_attention(q, k, v, mask, w)
+        kg, vg = tf.gather(k, glob, axis=2, batch_dims=1), tf.gather(v, glob, axis=2, batch_dims=1)
+        merged = merge_softmax_parts(band, band_lse, *global_key_attention(q, kg, vg, slot_ok))
+        local = tf.cast(tf.equal(mask, 1), tf.float32)[:, None, :, None]
+        lb, ld = tf.reduce_sum(band * local * v), tf.reduce_sum(dense * local * v)
+    np.testing.assert_allclose((band * local).numpy(), (dense * local).numpy(), atol=1e-5)
+    np.testing.assert_allclose((band_lse * local[..., 0]).numpy(), (dense_lse * local[..., 0]).numpy(), atol=1e-5)
+    for x in (q, k, v):
+        np.testing.assert_allclose(tape.gradient(lb, x).numpy(), tape.gradient(ld, x).numpy(), atol=1e-5)
+    # the union softmax, written out
+    pos = np.arange(length)
+    keys = (np.abs(pos[:, None] - pos[None, :]) <= w)[None] & (mask == 1)[:, None, :] | (mask == 2)[:, None, :]
+    scores = np.einsum("bhqd,bhkd->bhqk", q.numpy(), k.numpy())
+    scores = np.where(keys[:, None], scores, -1e30)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    want = np.einsum("bhqk,bhkd->bhqd", p / p.sum(-1, keepdims=True), v.numpy())
+    np.testing.assert_allclose((merged * local).numpy(), want * local.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["dense", "band"])
+def test_training_dropout_is_random_unbiased_and_off_at_inference(path):
+    rng = np.random.default_rng(11)
+    layer = make_layer(rng, 4, 2, 4, dropout=0.5, **PATHS[path])
+    hidden = rng.normal(size=(1, 20, 8)).astype(np.float32)
+    mask = np.ones((1, 20), np.int32)
+    mask[0, 3] = 2
+    check(layer, hidden, mask)  # training=None: no dropout
+    train = tf.function(lambda: layer(hidden, mask, training=True))
+    samples = np.stack([train().numpy() for _ in range(200)])
+    assert not np.allclose(samples[0], samples[1])
+    # unbiased: the mean of 200 draws is within 5 standard errors of the no-dropout output
+    err = np.abs(samples.mean(0) - layer(hidden, mask).numpy())
+    assert np.all(err <= 5 * samples.std(0) / np.sqrt(len(samples)) + 1e-5)
