@@ -125,6 +125,13 @@ class TFLongformerPreTrainedModel(keras.Model):
         return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
+    @property
+    def _default_save_signature(self):
+        # `tf.saved_model.save` traces this; Keras's own would feed float ids of the first call's fixed shape,
+        # which the input checks refuse. Int ids of any batch and length instead.
+        spec = tf.TensorSpec([None] * self.input_rank, tf.int32, name="input_ids")
+        return tf.function(lambda input_ids: dict(self(input_ids)), input_signature=[spec])
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
