@@ -99,15 +99,25 @@ def check_floating(name: str, t) -> None:
 
 
 def check_same_shape(name: str, t, ref_name: str, ref, asserts: list) -> None:
-    """`t` has `ref`'s shape: `ValueError` where the dims are known, a graph assert for the rest."""
+    """`t` has `ref`'s shape: `ValueError` where the dims are known, a graph assert for the rest.
+
+    `ref_name` is how the message names `ref`, e.g. "`input_ids`".
+    """
     a, b = static_shape(t), static_shape(ref)
     if t.shape.rank != ref.shape.rank or any(x is not None and y is not None and x != y for x, y in zip(a, b)):
-        raise ValueError(f"`{name}` has shape {_fmt(a)} but `{ref_name}` has shape {_fmt(b)}; they must be equal.")
+        raise ValueError(f"`{name}` has shape {_fmt(a)} but {ref_name} has shape {_fmt(b)}; they must be equal.")
     if None in a or None in b:
         asserts.append(tf.debugging.Assert(
             tf.reduce_all(tf.equal(tf.shape(t), tf.shape(ref))),
-            [f"`{name}` and `{ref_name}` must have the same shape; got", tf.shape(t), "and", tf.shape(ref)],
+            [f"`{name}` and {ref_name} must have the same shape; got", tf.shape(t), "and", tf.shape(ref)],
         ))
+
+
+def sequence_reference(x: dict):
+    """The tensor whose shape masks and per-token labels must have, and how messages name it."""
+    if x.get("input_ids") is not None:
+        return "`input_ids`", x["input_ids"]
+    return "`inputs_embeds` (without its hidden axis)", x["inputs_embeds"][..., 0]
 
 
 def check_sequence_shape(name: str, shape, max_length: int, asserts: list, choices_axis: bool = False) -> None:
@@ -227,7 +237,6 @@ def check_inputs(x: dict, config, rank: int = 2) -> dict:
         ids = x["input_ids"] = as_tensor("input_ids", ids)
         one_row = " For one sequence, add the batch axis: `[ids]`." if rank == 2 and ids.shape.rank == 1 else ""
         check_rank("input_ids", ids, rank, layout, hint + one_row)
-        ref_name, ref = "input_ids", ids
         check_sequence_shape("input_ids", (static_shape(ids), tf.shape(ids)), config.max_sequence_length, asserts,
                              choices_axis=rank == 3)
         check_ids("input_ids", ids, config.vocab_size, "vocab_size", asserts,
@@ -239,10 +248,10 @@ def check_inputs(x: dict, config, rank: int = 2) -> dict:
         if embeds.shape[-1] is not None and embeds.shape[-1] != config.hidden_size:
             raise ValueError(f"`inputs_embeds` must end in hidden_size={config.hidden_size}, got shape "
                              f"{_fmt(static_shape(embeds))}.")
-        ref_name, ref = "inputs_embeds[..., 0]", embeds[..., 0]
         check_sequence_shape("inputs_embeds", (static_shape(embeds)[:-1], tf.shape(embeds)[:-1]),
                              config.max_sequence_length, asserts, choices_axis=rank == 3)
 
+    ref_name, ref = sequence_reference(x)
     for name in MASK_INPUTS:
         if x.get(name) is not None:
             t = x[name] = as_tensor(name, x[name])
@@ -277,11 +286,11 @@ def _check_per_example(name, labels, batch_static, batch, asserts):
                                             "values for a batch of", batch]))
 
 
-def _class_ids(name, labels, num_classes, limit_name, asserts):
+def _class_ids(name, labels, num_classes, limit: str, asserts):
+    """Integer labels in `[0, num_classes)` or IGNORE_INDEX; `limit` names the bound in messages."""
     check_integer(name, labels, "integer class ids")
-    n = "" if limit_name is None else f"{limit_name}="
     ok = in_range(labels, 0, num_classes) | tf.equal(tf.cast(labels, tf.int64), IGNORE_INDEX)
-    check_values(name, labels, ok, f"class ids in [0, {n}{num_classes}) or {IGNORE_INDEX} (ignored)", asserts)
+    check_values(name, labels, ok, f"class ids in [0, {limit}) or {IGNORE_INDEX} (ignored)", asserts)
 
 
 # The label convention of each model, by the Hugging Face architecture name.
@@ -298,21 +307,22 @@ def check_labels(x: dict, config, architecture: str, problem_type=None) -> dict:
         return x
     x = dict(x)
     asserts = x.setdefault("_asserts", [])
-    ref = x["input_ids"] if x.get("input_ids") is not None else x["inputs_embeds"][..., 0]
+    ref_name, ref = sequence_reference(x)
     batch_static, batch = static_shape(ref)[0], tf.shape(ref)[0]
     for n in names:
         x[n] = as_tensor(n, x[n])
     if architecture in TOKEN_LABELS:
         labels = x["labels"]
-        check_same_shape("labels", labels, "input_ids", ref, asserts)
+        check_same_shape("labels", labels, ref_name, ref, asserts)
         limit_name = TOKEN_LABELS[architecture]
-        _class_ids("labels", labels, getattr(config, limit_name), limit_name, asserts)
+        limit = getattr(config, limit_name)
+        _class_ids("labels", labels, limit, f"{limit_name}={limit}", asserts)
     elif architecture == "LongformerForSequenceClassification":
         labels = x["labels"]
         kind = problem_type(labels)
         if kind == "single_label_classification":
             _check_per_example("labels", labels, batch_static, batch, asserts)
-            _class_ids("labels", labels, config.num_labels, "num_labels", asserts)
+            _class_ids("labels", labels, config.num_labels, f"num_labels={config.num_labels}", asserts)
         elif kind == "regression" and config.num_labels == 1:
             if not (labels.dtype.is_floating or labels.dtype.is_integer):
                 raise TypeError(f"Regression `labels` must be numbers, got dtype {labels.dtype.name}.")
@@ -348,8 +358,10 @@ def check_labels(x: dict, config, architecture: str, problem_type=None) -> dict:
         labels = x["labels"]
         choices_static = static_shape(ref)[1]
         _check_per_example("labels", labels, batch_static, batch, asserts)
-        _class_ids("labels", labels, tf.shape(ref)[1] if choices_static is None else choices_static,
-                   "num_choices" if choices_static is not None else None, asserts)
+        if choices_static is None:
+            _class_ids("labels", labels, tf.shape(ref)[1], "num_choices", asserts)
+        else:
+            _class_ids("labels", labels, choices_static, f"num_choices={choices_static}", asserts)
     return x
 
 
