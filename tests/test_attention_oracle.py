@@ -4,40 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from oracle import dense_attention as dense_oracle
 from tf_longformer.layers.attention import LongformerSelfAttention, band_mask, global_slots, three_blocks
-
-
-def dense_oracle(layer, hidden, mask, head_mask=None):
-    """Dense masked attention written from the definition (numpy, float64), with the layer's own weights."""
-    w = layer.attention_window // 2
-    h = hidden.astype(np.float64)
-    heads, dim = layer.num_heads, layer.head_dim
-
-    def proj(p):
-        return np.einsum("bld,dhk->blhk", h, p.kernel.numpy()) + p.bias.numpy()
-
-    q, k, v = proj(layer.query) / np.sqrt(dim), proj(layer.key), proj(layer.value)
-    qg, kg, vg = proj(layer.query_global) / np.sqrt(dim), proj(layer.key_global), proj(layer.value_global)
-    batch, length = mask.shape
-    out = np.zeros((batch, length, heads, dim))
-    hm = np.ones(heads) if head_mask is None else head_mask
-    for b in range(batch):
-        for i in range(length):
-            if mask[b, i] == 0:
-                continue
-            if mask[b, i] == 2:  # global query: every non-padded key, global projections
-                keys = [j for j in range(length) if mask[b, j] != 0]
-                s = np.einsum("hd,jhd->hj", qg[b, i], kg[b, keys])
-                vals = vg[b, keys]
-            else:  # local query: its band of local keys, and every global key, local projections
-                keys = [j for j in range(length) if (mask[b, j] == 1 and abs(i - j) <= w) or mask[b, j] == 2]
-                s = np.einsum("hd,jhd->hj", q[b, i], k[b, keys])
-                vals = v[b, keys]
-            p = np.exp(s - s.max(-1, keepdims=True))
-            p /= p.sum(-1, keepdims=True)
-            p *= hm[:, None]
-            out[b, i] = np.einsum("hj,jhd->hd", p, vals)
-    return np.einsum("blhd,hdc->blc", out, layer.output_dense.kernel.numpy()) + layer.output_dense.bias.numpy()
 
 
 def random_mask(rng, batch, length):

@@ -196,7 +196,7 @@ def test_question_answering_loss(length, tmp_path, rng):
     """One window for every layer, so the reference pads and cuts by itself and its loss is comparable."""
     ref, ours = load_pair("question_answering", tmp_path, attention_window=4)
     inputs = random_batch(rng, 4, length, sep_pattern=True)
-    inputs["start_positions"] = np.array([0, 3, length + 5, -2])  # out of range: ignored; negative: clamped to 0
+    inputs["start_positions"] = np.array([0, 3, length + 5, 2])  # out of range: ignored (negative: refused)
     inputs["end_positions"] = np.array([length - 1, length, 2, 1])
     r = run_reference(ref, inputs)
     o = ours(inputs)

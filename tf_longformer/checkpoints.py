@@ -48,6 +48,68 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def atomic_write_files(files: dict[str, bytes]) -> None:
+    """Writes several files that belong together (weights + config) with the least exposure to a crash.
+
+    Every file is first written in full and synced under a temporary name; only then are they renamed over
+    their targets, one right after the other, and the directory is synced. A crash before the renames leaves
+    every previous file as it was (and a `.tmp-*` file behind, which nothing reads); only a crash between two
+    back-to-back renames could pair a new file with an old one.
+    """
+    staged = []
+    try:
+        for path, data in files.items():
+            directory = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    for directory in {os.path.dirname(os.path.abspath(p)) for p in files}:
+        _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Makes renames inside `directory` durable (where the platform allows opening a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_config(directory: str, **overrides):
+    """`config.json` of a checkpoint directory; every error names the file."""
+    from tf_longformer.config import CONFIG_NAME, LongformerConfig
+
+    path = os.path.join(directory, CONFIG_NAME)
+    try:
+        return LongformerConfig.from_json_file(path, **overrides)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"No config file at {path!r}: a checkpoint directory needs config.json next to the weights."
+        ) from None
+    except OSError as e:
+        raise CheckpointError(f"Could not read the config file {path!r}: {e}") from e
+    except (ValueError, TypeError) as e:
+        if path in str(e):
+            raise
+        raise type(e)(f"Invalid config file {path!r}: {e}") from e
+
+
 def resolve_checkpoint_dir(path_or_id) -> str:
     """A local directory, or a hub id downloaded with `huggingface_hub` (when installed and online)."""
     path = os.fspath(path_or_id)
@@ -77,6 +139,11 @@ def resolve_checkpoint_dir(path_or_id) -> str:
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError, safe_open
 
+    try:  # gives numpy the bfloat16 dtype (a dependency of TensorFlow), so bf16 checkpoints read too
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        pass
+
     try:
         out = {}
         with safe_open(path, framework="numpy") as f:
@@ -104,6 +171,13 @@ def read_pytorch_bin(path: str) -> dict[str, np.ndarray]:
         ) from e
     if not isinstance(state, dict):
         raise CheckpointError(f"{path!r} does not hold a state dict (got {type(state).__name__}).")
+    not_tensors = sorted(f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise CheckpointError(
+            f"{path!r} is not a flat state dict of tensors (name -> tensor); these entries are not tensors: "
+            f"{not_tensors[:10]}{' ...' if len(not_tensors) > 10 else ''}. A training checkpoint (e.g. "
+            "{'model': state_dict, 'optimizer': ...}) must be reduced to the model's state dict first."
+        )
     return {k: v.detach().to(torch.float32).numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 
@@ -142,7 +216,7 @@ def read_tf_h5(path: str) -> dict[str, np.ndarray]:
             for wn in group.attrs.get("weight_names", []):
                 wn = wn.decode() if isinstance(wn, bytes) else wn
                 name, is_kernel = _tf_name_to_torch(wn)
-                array = np.asarray(group[wn])
+                array = np.asarray(_own_dataset(group, wn, path))
                 state[name] = np.ascontiguousarray(array.T if is_kernel else array)  # Keras [in, out] -> [out, in]
     except (OSError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path!r} is not a readable Hugging Face TF weights file: {e}") from e
@@ -151,17 +225,57 @@ def read_tf_h5(path: str) -> dict[str, np.ndarray]:
     return state
 
 
+def _own_dataset(group, name: str, path: str):
+    """The dataset `name` of `group`, stored inside this file: links to other files, virtual datasets and
+    external raw storage are refused (they would read other files of this machine into the weights)."""
+    import h5py
+
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise CheckpointError(f"{path!r} lists the weight {name!r} but does not hold it (truncated or corrupt file).")
+    if not isinstance(link, h5py.HardLink):
+        raise CheckpointError(f"{path!r}: the weight {name!r} is a {type(link).__name__} to data outside the file; "
+                              "refused (weights must be stored in the file itself).")
+    ds = group[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise CheckpointError(f"{path!r}: the weight {name!r} is not a dataset.")
+    if ds.is_virtual or ds.external:
+        raise CheckpointError(f"{path!r}: the weight {name!r} reads its data from other files (virtual or external "
+                              "storage); refused (weights must be stored in the file itself).")
+    return ds
+
+
 def _read_index(directory: str, index_name: str, reader) -> dict[str, np.ndarray]:
     index_path = os.path.join(directory, index_name)
     try:
         with open(index_path, encoding="utf-8") as f:
             weight_map = json.load(f)["weight_map"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"Could not read the shard index {index_path!r}: {e}") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"Could not read the shard index {index_path!r}: {type(e).__name__}: {e}") from e
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"The shard index {index_path!r} must map tensor names to shard file names.")
     state: dict[str, np.ndarray] = {}
     for shard in sorted(set(weight_map.values())):
+        # A shard is a file name in this directory: no path, so an index cannot point at other files.
+        if shard in ("", ".", "..") or os.path.basename(shard) != shard or "/" in shard or "\\" in shard:
+            raise CheckpointError(f"The shard index {index_path!r} names the shard {shard!r}; shards must be plain "
+                                  "file names in the checkpoint directory.")
         state.update(reader(os.path.join(directory, shard)))
+    missing = sorted(set(weight_map) - set(state))
+    if missing:
+        raise CheckpointError(f"The shard index {index_path!r} lists tensors that its shards do not hold: "
+                              f"{missing[:10]}{' ...' if len(missing) > 10 else ''}.")
     return state
+
+
+def weight_problem(array) -> str | None:
+    """Why `array` cannot be a weight (not floating point, or not finite), or None."""
+    dtype = np.asarray(array).dtype
+    if dtype.kind != "f" and dtype.name != "bfloat16":
+        return f"dtype {dtype}, not floating point"
+    if not np.isfinite(np.asarray(array, dtype=np.float32)).all():
+        return "holds NaN or infinite values"
+    return None
 
 
 def read_state_dict(directory: str) -> tuple[dict[str, np.ndarray], str]:
@@ -182,8 +296,11 @@ def read_state_dict(directory: str) -> tuple[dict[str, np.ndarray], str]:
     )
 
 
-def write_safetensors(path: str, state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+def safetensors_bytes(state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
     from safetensors.numpy import save
 
-    data = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata or {"format": "pt"})
-    atomic_write_bytes(path, data)
+    return save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata or {"format": "pt"})
+
+
+def write_safetensors(path: str, state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    atomic_write_bytes(path, safetensors_bytes(state, metadata))

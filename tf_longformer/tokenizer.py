@@ -470,31 +470,43 @@ class LongformerTokenizerFast:
         config_path = os.path.join(path, TOKENIZER_CONFIG_FILE)
         if os.path.isfile(config_path):
             config.update(_read_json_object(config_path))
+        sources = dict.fromkeys(config, config_path)  # which file each setting came from, for error messages
         map_path = os.path.join(path, SPECIAL_TOKENS_MAP_FILE)
         if os.path.isfile(map_path):
             for key, value in _read_json_object(map_path).items():
                 if key in SPECIAL_TOKEN_ATTRIBUTES:
                     config[key] = value
+                    sources[key] = map_path
         for attribute in SPECIAL_TOKEN_ATTRIBUTES:  # validate here, where the file is known
             if attribute in config:
                 _token_content(config[attribute], f"{config_path} / {map_path}")
         for key in ("tokenizer_class", "auto_map", "errors"):
             config.pop(key, None)
+        for key in kwargs:
+            sources.pop(key, None)
         config.update(kwargs)
 
         tokenizer_file = os.path.join(path, TOKENIZER_FILE)
         vocab_file = os.path.join(path, VOCAB_FILE)
         merges_file = os.path.join(path, MERGES_FILE)
-        if os.path.isfile(tokenizer_file):
-            tokenizer = cls(tokenizer_file=tokenizer_file, **config)
-        else:
+        if not os.path.isfile(tokenizer_file):
             missing = [p for p in (vocab_file, merges_file) if not os.path.isfile(p)]
             if missing:
                 raise FileNotFoundError(
                     f"Tokenizer file not found: {' and '.join(missing)} (a tokenizer folder needs {TOKENIZER_FILE}, "
                     f"or {VOCAB_FILE} and {MERGES_FILE})."
                 )
-            tokenizer = cls(vocab_file=vocab_file, merges_file=merges_file, **config)
+        try:
+            if os.path.isfile(tokenizer_file):
+                tokenizer = cls(tokenizer_file=tokenizer_file, **config)
+            else:
+                tokenizer = cls(vocab_file=vocab_file, merges_file=merges_file, **config)
+        except (ValueError, TypeError) as e:
+            # a bad setting read from tokenizer_config.json / special_tokens_map.json: say which file
+            bad = [key for key in sources if f"`{key}`" in str(e)]
+            if bad:
+                raise type(e)(f"Invalid setting in {sources[bad[0]]}: {e}") from e
+            raise
         tokenizer.name_or_path = path
         return tokenizer
 

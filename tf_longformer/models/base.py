@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_longformer import checkpoints
+from tf_longformer import checkpoints, validation
 from tf_longformer.config import LongformerConfig
 from tf_longformer.layers.attention import pad_axis
 from tf_longformer.layers.embeddings import LongformerEmbeddings, roberta_position_ids, sequential_position_ids
@@ -48,26 +48,30 @@ def _is_number_list(x):
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-def _lists_to_arrays(x):
+def _lists_to_arrays(x, name="input_ids"):
     if isinstance(x, (list, tuple)) and _is_number_list(x):
-        return np.asarray(x)
+        return validation.list_to_array(name, x)
     if isinstance(x, Mapping):
-        return {k: _lists_to_arrays(v) for k, v in x.items()}
+        return {k: _lists_to_arrays(v, k) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(_lists_to_arrays(v) for v in x)
+        return type(x)(_lists_to_arrays(v, n) for v, n in zip(x, INPUT_ORDER + ("labels",) * len(x)))
     return x
 
 
 # ---------------------------------------------------------------------------------------------------- losses
 def masked_sparse_ce(labels, logits, ignore_index=-100):
     """Mean cross-entropy over the positions whose label is not `ignore_index` (0 if there are none)."""
-    labels = tf.cast(labels, tf.int32)
+    labels = tf.convert_to_tensor(labels)
     logits = tf.cast(logits, tf.float32)
-    valid = tf.not_equal(labels, ignore_index)
-    safe = tf.where(valid, labels, 0)
+    valid = tf.not_equal(tf.cast(labels, tf.int64), tf.cast(ignore_index, tf.int64))
+    ok = validation.in_range(labels, 0, tf.shape(logits)[-1])
+    # An out-of-range label (only reachable under XLA, where the graph asserts do not run) makes the loss NaN
+    # instead of reading another class's logit.
+    safe = tf.where(valid & ok, tf.cast(labels, tf.int32), 0)
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-    valid = tf.cast(valid, tf.float32)
-    return tf.math.divide_no_nan(tf.reduce_sum(ce * valid), tf.reduce_sum(valid))
+    used = tf.cast(valid, tf.float32)
+    loss = tf.math.divide_no_nan(tf.reduce_sum(ce * used), tf.reduce_sum(used))
+    return tf.where(tf.reduce_any(valid & ~ok), tf.constant(float("nan"), tf.float32), loss)
 
 
 class TFLongformerPreTrainedModel(keras.Model):
@@ -121,6 +125,13 @@ class TFLongformerPreTrainedModel(keras.Model):
         return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable,
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
 
+    @property
+    def _default_save_signature(self):
+        # `tf.saved_model.save` traces this; Keras's own would feed float ids of the first call's fixed shape,
+        # which the input checks refuse. Int ids of any batch and length instead.
+        spec = tf.TensorSpec([None] * self.input_rank, tf.int32, name="input_ids")
+        return tf.function(lambda input_ids: dict(self(input_ids)), input_signature=[spec])
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
@@ -156,6 +167,7 @@ class TFLongformerPreTrainedModel(keras.Model):
         return named
 
     label_names: tuple[str, ...] = ("labels",)
+    input_rank = 2  # of `input_ids`: (batch, length); multiple choice: (batch, choices, length)
 
     def _parse(self, input_ids, **named):
         """All the ways of passing inputs, reduced to one dict (flags resolved to Python bools)."""
@@ -169,7 +181,11 @@ class TFLongformerPreTrainedModel(keras.Model):
         named["output_attentions"] = bool(named["output_attentions"])
         named["output_hidden_states"] = bool(named["output_hidden_states"])
         named["return_dict"] = True if named["return_dict"] is None else bool(named["return_dict"])
-        return named
+        # Dtypes, shapes and values checked at the boundary (see tf_longformer/validation.py).
+        named = validation.check_inputs(named, self.config, rank=self.input_rank)
+        named = validation.check_labels(named, self.config, self.hf_architecture,
+                                        getattr(self, "problem_type_for", None))
+        return validation.attach(named, named.pop("_asserts"))
 
     def _run_backbone(self, x, training, **overrides):
         args = {k: x[k] for k in TENSOR_INPUTS}
@@ -185,22 +201,40 @@ class TFLongformerPreTrainedModel(keras.Model):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Give exactly one of `input_ids` and `inputs_embeds` "
                              f"(got {'both' if input_ids is not None else 'neither'}).")
+        # Where graph asserts do not run (XLA), an out-of-range id, position or type, or a mask value other than
+        # 0/1, must not look up another row's embedding: lookups are clamped and such rows become NaN.
+        checks = []
         if input_ids is not None:
-            input_ids = tf.cast(input_ids, tf.int32)
+            input_ids = tf.convert_to_tensor(input_ids)
+            checks.append(validation.in_range(input_ids, 0, c.vocab_size))
+            input_ids = validation.clamp_ids(input_ids, c.vocab_size)
             shape = tf.shape(input_ids)
         else:
             inputs_embeds = tf.cast(inputs_embeds, self.compute_dtype)
             shape = tf.shape(inputs_embeds)[:2]
         batch, length = shape[0], shape[1]
-        attention_mask = tf.ones(shape, tf.int32) if attention_mask is None else tf.cast(attention_mask, tf.int32)
-        global_mask = (tf.zeros(shape, tf.int32) if global_attention_mask is None
-                       else tf.cast(global_attention_mask, tf.int32))
+
+        def mask(m, default):
+            if m is None:
+                return tf.fill(shape, default)
+            m = tf.convert_to_tensor(m)
+            checks.append(validation.is_binary(m))
+            return tf.reshape(tf.cast(m, tf.int32), shape)  # never broadcast a mask of another shape
+
+        attention_mask = mask(attention_mask, 1)
+        global_mask = mask(global_attention_mask, 0)
         merged = attention_mask * (global_mask + 1)  # 0 padding, 1 local, 2 global
         if position_ids is None:
             position_ids = (roberta_position_ids(input_ids, c.pad_token_id) if input_ids is not None
                             else sequential_position_ids(batch, length, c.pad_token_id))
-        position_ids = tf.cast(position_ids, tf.int32)
-        token_type_ids = tf.zeros(shape, tf.int32) if token_type_ids is None else tf.cast(token_type_ids, tf.int32)
+        checks.append(validation.in_range(position_ids, 0, c.max_position_embeddings))
+        position_ids = validation.clamp_ids(position_ids, c.max_position_embeddings)
+        if token_type_ids is None:
+            token_type_ids = tf.zeros(shape, tf.int32)
+        else:
+            checks.append(validation.in_range(token_type_ids, 0, c.type_vocab_size))
+            token_type_ids = validation.clamp_ids(token_type_ids, c.type_vocab_size)
+        row_ok = tf.reduce_all(tf.stack([validation.rows_ok(tf.reshape(k, shape)) for k in checks]), axis=0)
         if head_mask is not None:
             head_mask = tf.cast(head_mask, tf.float32)
             head_mask = tf.broadcast_to(head_mask, [c.num_hidden_layers, c.num_attention_heads])
@@ -217,6 +251,7 @@ class TFLongformerPreTrainedModel(keras.Model):
 
         h = self.embeddings(input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
                             inputs_embeds=inputs_embeds, training=training)
+        h = validation.poison_rows(h, row_ok)
         h, hidden_states, attentions, global_attentions = self.encoder(
             h, merged, head_mask=head_mask, training=training,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
@@ -352,13 +387,15 @@ class TFLongformerPreTrainedModel(keras.Model):
                 partial_head.append(name)  # half a head is a broken file, not a new head
             else:
                 new_head.append(name)
-        mismatched = []
+        mismatched, unusable = [], []
         for name, (var, in_ndim) in wmap.items():
             if name in state:
                 arr = state[name]
                 expected = hf_shape(var, in_ndim)
                 if tuple(arr.shape) != expected:
                     mismatched.append(f"{name}: checkpoint {tuple(arr.shape)}, model {expected}")
+                elif (problem := checkpoints.weight_problem(arr)) is not None:
+                    unusable.append(f"{name}: {problem}")
         problems = []
         if missing_body or partial_head:
             problems.append(f"missing tensors: {missing_body + partial_head}")
@@ -366,6 +403,8 @@ class TFLongformerPreTrainedModel(keras.Model):
             problems.append(f"unexpected tensors: {unexpected}")
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
+        if unusable:
+            problems.append("unusable tensors: " + "; ".join(unusable))
         if problems:
             raise checkpoints.CheckpointError(
                 f"The checkpoint {source!r} does not fit {type(self).__name__} with this config:\n  "
@@ -393,7 +432,7 @@ class TFLongformerPreTrainedModel(keras.Model):
         """Loads a Hugging Face checkpoint directory (or hub id): `config.json` + safetensors / h5 / bin."""
         directory = checkpoints.resolve_checkpoint_dir(path_or_id)
         if config is None:
-            config = LongformerConfig.from_json_file(os.path.join(directory, "config.json"), **config_overrides)
+            config = checkpoints.read_config(directory, **config_overrides)
         elif config_overrides:
             config = LongformerConfig.from_dict(config.to_dict(), **config_overrides)
         model = cls(config)
@@ -407,8 +446,11 @@ class TFLongformerPreTrainedModel(keras.Model):
         os.makedirs(directory, exist_ok=True)
         config = LongformerConfig.from_dict(self.config.to_dict())
         config.architectures = [type(self).hf_architecture]
-        checkpoints.write_safetensors(os.path.join(directory, checkpoints.SAFE_WEIGHTS_NAME), self.hf_state_dict())
-        config.save_pretrained(directory)
+        # Both files are written in full under temporary names, then renamed: a crash leaves the old pair.
+        checkpoints.atomic_write_files({
+            os.path.join(directory, checkpoints.SAFE_WEIGHTS_NAME): checkpoints.safetensors_bytes(self.hf_state_dict()),
+            os.path.join(directory, "config.json"): config.to_json_string().encode("utf-8"),
+        })
         return directory
 
 

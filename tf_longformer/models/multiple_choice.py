@@ -20,6 +20,7 @@ class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
     has_pooler = True
     hf_architecture = "LongformerForMultipleChoice"
     head_prefixes = ("classifier.",)
+    input_rank = 3
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

@@ -60,7 +60,8 @@ class TFLongformerForQuestionAnswering(TFLongformerPreTrainedModel):
             length = tf.shape(start_logits)[1]
 
             def ce(positions, logits):
-                positions = tf.clip_by_value(tf.reshape(tf.cast(positions, tf.int32), [-1]), 0, length)
+                # at or past the end: ignored (as the reference); negative ones are refused by validation
+                positions = tf.minimum(tf.reshape(tf.cast(positions, tf.int64), [-1]), tf.cast(length, tf.int64))
                 return masked_sparse_ce(positions, logits, ignore_index=length)
 
             loss = (ce(x["start_positions"], start_logits) + ce(x["end_positions"], end_logits)) / 2.0
