@@ -150,6 +150,17 @@ def test_bad_config():
         T.TFLongformerModel(tiny_config(num_attention_heads=3))
     with pytest.raises(TypeError, match=r"`config` must be a LongformerConfig or a dict, got str"):
         T.TFLongformerModel("config.json")
+    # values an untrusted config.json could hold: no AttributeError, no hang building 10**12 label names
+    with pytest.raises(ValueError, match=r"`num_labels` must be at most 1048576, got 1000000000000"):
+        T.LongformerConfig(num_labels=10**12)
+    with pytest.raises(ValueError, match=r"`vocab_size` must be at most 2147483647, got 2147483648"):
+        T.LongformerConfig(vocab_size=2**31)
+    with pytest.raises(ValueError, match=r"`id2label` must be a non-empty mapping of label ids to names, got 3"):
+        T.LongformerConfig(id2label=3)
+    with pytest.raises(ValueError, match=r"`id2label` keys must be integer label ids, got \['a'\]"):
+        T.LongformerConfig(id2label={"a": "x"})
+    with pytest.raises(ValueError, match=r"`initializer_range` must be a finite number >= 0, got 'x'"):
+        T.LongformerConfig(initializer_range="x")
 
 
 # ---------------------------------------------------------------------------------------- graph mode
