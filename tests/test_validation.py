@@ -273,6 +273,20 @@ def test_saved_model_of_the_bare_model_has_an_int_ids_signature(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- XLA
+def test_what_xla_itself_does_with_asserts_and_gathers():
+    """The facts the XLA guard is built on: `Assert` is compiled away, out-of-range gathers are clamped.
+    If TensorFlow ever changes either, this test says so."""
+    table = tf.reshape(tf.range(10, dtype=tf.float32), [10, 1])
+
+    def lookup(ids):
+        tf.debugging.Assert(tf.reduce_all(ids < 10), ["out of range"])
+        return tf.gather(table, ids)[:, 0]
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+        tf.function(lookup)(tf.constant([1, 12]))
+    np.testing.assert_array_equal(tf.function(lookup, jit_compile=True)(tf.constant([1, 12, -3])).numpy(), [1, 9, 0])
+
+
 def test_xla_drops_asserts_so_out_of_range_rows_become_nan(one_layer):
     """XLA compiles `Assert` away and its gather clamps indices: out-of-range rows are NaN, never garbage."""
     model = one_layer["mlm"]
