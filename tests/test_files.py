@@ -237,6 +237,22 @@ def bin_dir(ckpt):
     return path, model, state, torch
 
 
+def test_pytorch_bin_without_torch_is_refused_with_the_reason(bin_dir, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch":
+            raise ImportError("no torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin' is a PyTorch pickle; it is only read with "
+                                              r"`torch\.load\(weights_only=True\)`, and torch is not installed"):
+        load(bin_dir[0])
+
+
 def test_pytorch_bin_loads(bin_dir):
     path, model, _, _ = bin_dir
     again = load(path)

@@ -9,12 +9,13 @@ every run, so CI never flakes); `large` runs 300 random examples per test, for a
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import tf_longformer as T  # noqa: E402
@@ -170,3 +171,73 @@ def test_global_mask_of_zeros_is_no_global_mask(config, inputs, seed):
     b = model(inputs["input_ids"], attention_mask=inputs["attention_mask"],
               global_attention_mask=np.zeros_like(inputs["input_ids"])).last_hidden_state.numpy()
     np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------- junk inputs
+JUNK_MODELS = {}
+JUNK_DTYPES = [np.int8, np.int32, np.int64, np.uint8, np.uint64, np.float16, np.float32, np.float64, np.bool_]
+TENSOR_KEYS = ["attention_mask", "global_attention_mask", "token_type_ids", "position_ids", "inputs_embeds",
+               "head_mask", "labels"]
+
+
+def junk_model(name):
+    if name not in JUNK_MODELS:
+        cfg = T.LongformerConfig(vocab_size=VOCAB, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=8, attention_window=[2, 4], max_position_embeddings=34,
+                                 type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        JUNK_MODELS[name] = getattr(T, name)(cfg)
+    return JUNK_MODELS[name]
+
+
+@st.composite
+def arrays(draw, like=None):
+    """A numpy array: often shaped like `like` (so the checks past the shape are reached), any dtype and values."""
+    if like is not None and draw(st.booleans()):
+        shape = like
+    else:
+        shape = tuple(draw(st.lists(st.sampled_from([0, 1, 2, 3, 5, 8, 40]), max_size=4)))
+    dtype = draw(st.sampled_from(JUNK_DTYPES))
+    kind = draw(st.sampled_from(["binary", "ids", "negative", "huge", "nan"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    values = {"binary": lambda: rng.integers(0, 2, shape), "ids": lambda: rng.integers(0, VOCAB, shape),
+              "negative": lambda: rng.integers(-3, 3, shape), "huge": lambda: rng.integers(0, 2**40, shape),
+              "nan": lambda: np.where(rng.random(shape) < 0.5, np.nan, 1.0)}[kind]()
+    with np.errstate(all="ignore"):
+        return np.asarray(values).astype(dtype)
+
+
+@st.composite
+def junk_calls(draw):
+    name = draw(st.sampled_from(["TFLongformerForMaskedLM", "TFLongformerForSequenceClassification",
+                                 "TFLongformerForQuestionAnswering", "TFLongformerForMultipleChoice"]))
+    shape = (2, 2, 5) if name == "TFLongformerForMultipleChoice" else (2, 5)
+    kwargs = {}
+    if draw(st.integers(0, 4)):  # mostly ids, sometimes embeds only (or nothing)
+        kwargs["input_ids"] = draw(arrays(like=shape))
+    for key in draw(st.sets(st.sampled_from(TENSOR_KEYS), max_size=3)):
+        like = {"inputs_embeds": shape + (8,), "head_mask": (2, 2)}.get(key, shape)
+        if key == "labels" and name == "TFLongformerForQuestionAnswering":
+            kwargs["start_positions"] = draw(arrays(like=(2,)))
+            kwargs["end_positions"] = draw(arrays(like=(2,)))
+        else:
+            kwargs[key] = draw(arrays(like=like))
+    return name, kwargs
+
+
+@settings(parent=CI, max_examples=CI.max_examples * 5)
+@given(call=junk_calls())
+def test_junk_inputs_work_or_fail_with_a_message_naming_the_input(call):
+    """Whatever arrays are thrown at a model: finite outputs, or a TypeError / ValueError naming an input."""
+    name, kwargs = call
+    try:
+        out = junk_model(name)(**kwargs)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        event(type(e).__name__)
+        assert re.search(r"`(input_ids|inputs_embeds|attention_mask|global_attention_mask|token_type_ids|position_ids|"
+                         r"head_mask|labels|start_positions|end_positions)`", msg), msg
+        return
+    event("ran")
+    for value in out.values():
+        for t in value if isinstance(value, tuple) else (value,):
+            assert np.isfinite(np.asarray(t, np.float32)).all()

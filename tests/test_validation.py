@@ -150,6 +150,17 @@ def test_bad_config():
         T.TFLongformerModel(tiny_config(num_attention_heads=3))
     with pytest.raises(TypeError, match=r"`config` must be a LongformerConfig or a dict, got str"):
         T.TFLongformerModel("config.json")
+    # values an untrusted config.json could hold: no AttributeError, no hang building 10**12 label names
+    with pytest.raises(ValueError, match=r"`num_labels` must be at most 1048576, got 1000000000000"):
+        T.LongformerConfig(num_labels=10**12)
+    with pytest.raises(ValueError, match=r"`vocab_size` must be at most 2147483647, got 2147483648"):
+        T.LongformerConfig(vocab_size=2**31)
+    with pytest.raises(ValueError, match=r"`id2label` must be a non-empty mapping of label ids to names, got 3"):
+        T.LongformerConfig(id2label=3)
+    with pytest.raises(ValueError, match=r"`id2label` keys must be integer label ids, got \['a'\]"):
+        T.LongformerConfig(id2label={"a": "x"})
+    with pytest.raises(ValueError, match=r"`initializer_range` must be a finite number >= 0, got 'x'"):
+        T.LongformerConfig(initializer_range="x")
 
 
 # ---------------------------------------------------------------------------------------- graph mode
@@ -262,6 +273,20 @@ def test_saved_model_of_the_bare_model_has_an_int_ids_signature(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- XLA
+def test_what_xla_itself_does_with_asserts_and_gathers():
+    """The facts the XLA guard is built on: `Assert` is compiled away, out-of-range gathers are clamped.
+    If TensorFlow ever changes either, this test says so."""
+    table = tf.reshape(tf.range(10, dtype=tf.float32), [10, 1])
+
+    def lookup(ids):
+        tf.debugging.Assert(tf.reduce_all(ids < 10), ["out of range"])
+        return tf.gather(table, ids)[:, 0]
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+        tf.function(lookup)(tf.constant([1, 12]))
+    np.testing.assert_array_equal(tf.function(lookup, jit_compile=True)(tf.constant([1, 12, -3])).numpy(), [1, 9, 0])
+
+
 def test_xla_drops_asserts_so_out_of_range_rows_become_nan(one_layer):
     """XLA compiles `Assert` away and its gather clamps indices: out-of-range rows are NaN, never garbage."""
     model = one_layer["mlm"]

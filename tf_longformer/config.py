@@ -37,9 +37,15 @@ SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
 
-def _positive_int(name: str, value: Any) -> int:
+INT32_LIMIT = 2**31 - 1  # ids, positions and sizes are int32 in the graphs
+MAX_LABELS = 2**20  # a bound on `num_labels`, so that an untrusted config.json cannot exhaust memory
+
+
+def _positive_int(name: str, value: Any, limit: int = INT32_LIMIT) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if value > limit:
+        raise ValueError(f"`{name}` must be at most {limit}, got {value!r}.")
     return value
 
 
@@ -67,12 +73,17 @@ class LongformerConfig:
         for key, value in values.items():
             setattr(self, key, value)
         if id2label is not None:
-            self.id2label = {int(k): v for k, v in id2label.items()}
+            if not isinstance(id2label, dict) or not id2label:
+                raise ValueError(f"`id2label` must be a non-empty mapping of label ids to names, got {id2label!r}.")
+            try:
+                self.id2label = {int(k): v for k, v in id2label.items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"`id2label` keys must be integer label ids, got {list(id2label)!r}.") from None
         else:
-            n = 2 if num_labels is None else _positive_int("num_labels", num_labels)
+            n = 2 if num_labels is None else _positive_int("num_labels", num_labels, MAX_LABELS)
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
         if num_labels is not None and num_labels != len(self.id2label):
-            self.id2label = {i: f"LABEL_{i}" for i in range(_positive_int("num_labels", num_labels))}
+            self.id2label = {i: f"LABEL_{i}" for i in range(_positive_int("num_labels", num_labels, MAX_LABELS))}
         if label2id is not None and len(label2id) == len(self.id2label):
             self.label2id = {k: int(v) for k, v in label2id.items()}
         else:
@@ -86,7 +97,7 @@ class LongformerConfig:
 
     @num_labels.setter
     def num_labels(self, n: int) -> None:
-        n = _positive_int("num_labels", n)
+        n = _positive_int("num_labels", n, MAX_LABELS)
         if n != len(self.id2label):
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
             self.label2id = {v: k for k, v in self.id2label.items()}
@@ -133,7 +144,7 @@ class LongformerConfig:
         else:
             windows = [w]
         for value in windows:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT32_LIMIT or value % 2:
                 raise ValueError(
                     f"`attention_window` values must be positive even integers (the full window, both sides), "
                     f"got {value!r} in {w!r}."
@@ -142,6 +153,9 @@ class LongformerConfig:
             p = getattr(self, name)
             if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {p!r}.")
+        r = self.initializer_range
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < math.inf:
+            raise ValueError(f"`initializer_range` must be a finite number >= 0, got {r!r}.")
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
             raise ValueError(f"`layer_norm_eps` must be a positive number, got {self.layer_norm_eps!r}.")
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -150,7 +164,7 @@ class LongformerConfig:
             raise ValueError(f"`problem_type` must be one of {PROBLEM_TYPES}, got {self.problem_type!r}.")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or not 0 <= v < self.vocab_size):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < self.vocab_size):
                 raise ValueError(f"`{name}` must be an id in [0, vocab_size={self.vocab_size}), got {v!r}.")
         if self.max_sequence_length < 1:
             raise ValueError(

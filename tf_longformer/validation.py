@@ -46,12 +46,17 @@ def as_tensor(name: str, value):
         raise TypeError(f"`{name}` is a tf.SparseTensor; pass a dense tensor (`tf.sparse.to_dense`).")
     if isinstance(value, (list, tuple)):
         value = list_to_array(name, value)
-    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
-        raise TypeError(f"`{name}` must hold numbers, got a numpy array of dtype {value.dtype}.")
+    check_numeric_array(name, value)
     try:
         return tf.convert_to_tensor(value)
     except (TypeError, ValueError) as e:
         raise TypeError(f"`{name}` could not be read as a tensor of numbers ({type(value).__name__}: {e}).") from None
+
+
+def check_numeric_array(name: str, value) -> None:
+    """`TypeError` for a numpy array of strings or Python objects (Keras would fail converting it, namelessly)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must hold numbers, got a numpy array of dtype {value.dtype}.")
 
 
 def list_to_array(name: str, value):
@@ -353,7 +358,8 @@ def check_labels(x: dict, config, architecture: str, problem_type=None) -> dict:
             check_integer(n, x[n], "integer token positions")
             _check_per_example(n, x[n], batch_static, batch, asserts)
             check_values(n, x[n], tf.cast(x[n], tf.int64) >= 0,
-                         "token positions >= 0 (positions at or past the sequence length are ignored)", asserts)
+                         "token positions >= 0 (positions at or past the sequence length are ignored)", asserts,
+                         " For an example without an answer, point at the `<s>` token: 0.")
     elif architecture == "LongformerForMultipleChoice":
         labels = x["labels"]
         choices_static = static_shape(ref)[1]

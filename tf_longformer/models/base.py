@@ -49,6 +49,7 @@ def _is_number_list(x):
 
 
 def _lists_to_arrays(x, name="input_ids"):
+    validation.check_numeric_array(name, x)
     if isinstance(x, (list, tuple)) and _is_number_list(x):
         return validation.list_to_array(name, x)
     if isinstance(x, Mapping):
@@ -142,6 +143,8 @@ class TFLongformerPreTrainedModel(keras.Model):
         # Keras only takes tensors positionally: turn Python lists of ids (e.g. `model([[0, 5, 2]])`) into arrays.
         if args:
             args = (_lists_to_arrays(args[0]),) + args[1:]
+        for key, value in kwargs.items():  # before Keras converts them, with an error that names nothing
+            validation.check_numeric_array(key, value)
         return super().__call__(*args, **kwargs)
 
     def _gather_inputs(self, first, named, order):
