@@ -210,6 +210,14 @@ LOADER = textwrap.dedent('''
                 x = dict(np.load(job["inputs"]))
                 fn = loaded.signatures[job["signature"]]
                 args = {k: tf.constant(x[k]) for k in fn.structured_input_signature[1]}
+                if job.get("expect_error"):
+                    try:
+                        fn(**args)
+                        message = None
+                    except tf.errors.InvalidArgumentError as e:
+                        message = e.message
+                    json.dump({"error": message}, open(job["out"], "w"))
+                    continue
                 out = {k: v.numpy() for k, v in fn(**args).items()}
                 if job["signature"] == "serving_default":  # Keras' endpoint name answers the same
                     again = loaded.serve(**args)
@@ -298,6 +306,13 @@ class LoaderRuns:
                 if case in ("L24_B3_global", "L41_B2_manyglobal"):
                     for signature in EXTRA_SIGNATURE_CHECKS.get(task, ()):
                         self._job("tf2", task, case, signature, path, npz)
+        model, path = exports["question_answering"]
+        for name, (signature, x, _) in bad_inputs().items():
+            npz = os.path.join(root, f"bad-{name}.npz")
+            np.savez(npz, **x)
+            self.jobs["tf2"].append({"dir": path, "signature": signature, "inputs": npz, "task": "question_answering",
+                                     "case": f"bad-{name}", "expect_error": True,
+                                     "out": os.path.join(root, f"out-bad-{name}.json")})
         self.procs = {}
         for mode, jobs in self.jobs.items():
             manifest = os.path.join(root, f"{mode}.json")
@@ -331,7 +346,7 @@ class LoaderRuns:
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    return export_all_heads(tmp_path_factory.mktemp("exports"))
+    return export_all_heads(tmp_path_factory.getbasetemp() / "shared-exports")
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +362,7 @@ def loaders(tmp_path_factory, exports):
 def _check_mode(loaders, exports, mode, task):
     loaders.result(mode)
     model, _ = exports[task]
-    jobs = [j for j in loaders.jobs[mode] if j["task"] == task]
+    jobs = [j for j in loaders.jobs[mode] if j["task"] == task and not j.get("expect_error")]
     assert jobs
     seen_lengths, seen_batches, seen_global = set(), set(), set()
     for job in jobs:
@@ -433,7 +448,8 @@ def test_the_cases_can_fail(loaders, exports):
     (the head's rule) differs from no global attention for the heads that have a rule."""
     loaders.result("tf2")
     for task in HEADS:
-        out = {(j["case"], j["signature"]): dict(np.load(j["out"])) for j in loaders.jobs["tf2"] if j["task"] == task}
+        out = {(j["case"], j["signature"]): dict(np.load(j["out"])) for j in loaders.jobs["tf2"]
+               if j["task"] == task and not j.get("expect_error")}
         key = serving.HEAD_OUTPUTS[task][0]
         plain = out[("L41_B3_noglobal", "serving_default")][key]
         x, _ = loaders.cases[(task, "L41_B3_noglobal")]
@@ -447,35 +463,37 @@ def test_the_cases_can_fail(loaders, exports):
         assert (np.max(np.abs(auto - plain)) > 1e-3) == has_rule, task
 
 
-@pytest.fixture(scope="module")
-def loaded_qa(exports):
-    return tf.saved_model.load(exports["question_answering"][1])
-
-
-@pytest.mark.parametrize("change, message", [
-    (lambda x: {**x, "input_ids": np.full((1, 129), 5, np.int32), "attention_mask": np.ones((1, 129), np.int32),
-                "global_attention_mask": np.zeros((1, 129), np.int32)}, "at most 128"),
-    (lambda x: {**x, "input_ids": np.where(x["input_ids"] == 5, VOCAB, x["input_ids"])}, "[0, 400)"),
-    (lambda x: {**x, "input_ids": np.where(x["input_ids"] == 5, -1, x["input_ids"])}, "negative id"),
-    (lambda x: {**x, "attention_mask": x["attention_mask"][:, :-1]}, "attention_mask must have the shape"),
-    (lambda x: {**x, "global_attention_mask": x["global_attention_mask"] * 2 + 1}, "only 0 and 1"),
-])
-def test_bad_inputs_fail_with_a_message(loaded_qa, change, message):
-    x = {k: v[:1] for k, v in make_inputs("question_answering", np.random.default_rng(0), 1, 12, (1, 1)).items()}
-    x["input_ids"][0, 5] = 5
-    with pytest.raises(tf.errors.InvalidArgumentError, match=None) as info:
-        loaded_qa.signatures["serving_default"](**change(x))
-    assert message in info.value.message, info.value.message
-
-
-def test_int64_twin_checks_before_casting(loaded_qa):
-    """2**32 + 5 would wrap to 5 in int32: the int64 signature refuses it instead."""
+def bad_inputs():
+    """`{name: (signature, inputs, what the error must say)}`: refused by the graph, with a message."""
     x = make_inputs("question_answering", np.random.default_rng(0), 1, 12, (1, 1))
-    x = {k: v.astype(np.int64) for k, v in x.items()}
-    x["input_ids"][0, 3] = 2**32 + 5
-    with pytest.raises(tf.errors.InvalidArgumentError) as info:
-        loaded_qa.signatures["serving_default_int64"](**x)
-    assert "[0, 400)" in info.value.message
+    x["input_ids"][0, 5] = 5
+    long = {k: np.ones((1, 129), np.int32) * (5 if k == "input_ids" else 1) for k in x}
+    long["global_attention_mask"][:] = 0
+    wrapped = {k: v.astype(np.int64) for k, v in x.items()}
+    wrapped["input_ids"][0, 3] = 2**32 + 5  # would wrap to 5 in int32: refused before the cast
+    return {
+        "too_long": ("serving_default", long, "at most 128"),
+        "id_too_large": ("serving_default", {**x, "input_ids": np.where(x["input_ids"] == 5, VOCAB, x["input_ids"])},
+                         "[0, 400)"),
+        "negative_id": ("auto_global", {**x, "input_ids": np.where(x["input_ids"] == 5, -1, x["input_ids"])},
+                        "negative id"),
+        "mask_shape": ("serving_default", {**x, "attention_mask": x["attention_mask"][:, :-1]},
+                       "attention_mask must have the shape"),
+        "global_values": ("serving_default", {**x, "global_attention_mask": x["global_attention_mask"] * 2 + 1},
+                          "only 0 and 1"),
+        "int64_wraps": ("serving_default_int64", wrapped, "[0, 400)"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(bad_inputs()))
+def test_bad_inputs_fail_with_a_message(loaders, name):
+    """Checked in the keras-free tf2 loader process: what TF Serving would send back to the client."""
+    loaders.result("tf2")
+    with open(next(j["out"] for j in loaders.jobs["tf2"] if j["case"] == f"bad-{name}")) as f:
+        message = json.load(f)["error"]
+    expected = bad_inputs()[name][2]
+    assert message is not None, f"{name}: no error"
+    assert expected in message, message
 
 
 def test_assets_hold_tokenizer_config_and_metadata(exports):
@@ -510,7 +528,7 @@ def test_assets_hold_tokenizer_config_and_metadata(exports):
 
 # ------------------------------------------------------------------------------- command and edge cases
 def _quick_model(task="sequence_classification"):
-    return make_model(task, seed=11)
+    return make_model(task, seed=11, **SMALL)
 
 
 def test_export_command_writes_the_next_version(tmp_path, capsys):
@@ -597,17 +615,22 @@ def test_failed_export_leaves_nothing_and_keeps_the_old_one(tmp_path, monkeypatc
     assert sorted(os.listdir(tmp_path)) == ["m"] and (target / "saved_model.pb").read_bytes() == b"old"
 
 
-def test_keras_export_other_formats_and_signatures_fall_through(tmp_path):
-    """An explicit `input_signature` keeps Keras' own export (one `serve` endpoint), as Keras documents."""
+def test_other_formats_and_explicit_signatures_go_to_keras(tmp_path, monkeypatch):
+    """`format="onnx"` etc., or an explicit `input_signature`, keep Keras' own export, with every argument."""
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.Model, "export", lambda self, *args, **kwargs: calls.append((self, args, kwargs)))
     model = _quick_model()
-    spec = {"input_ids": tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-            "attention_mask": tf.TensorSpec([None, None], tf.int32, name="attention_mask")}
-    model.export(str(tmp_path / "k"), input_signature=[spec], verbose=False)
-    loaded = tf.saved_model.load(str(tmp_path / "k"))
-    x = make_inputs("sequence_classification", np.random.default_rng(2), 2, 9, (0, 0))
-    got = loaded.serve({"input_ids": x["input_ids"], "attention_mask": x["attention_mask"]})
-    want = model(x["input_ids"], attention_mask=x["attention_mask"]).logits.numpy()
-    assert np.max(np.abs(got["logits"].numpy() - want)) <= ATOL
+    spec = [{"input_ids": tf.TensorSpec([None, None], tf.int32)}]
+    model.export(tmp_path / "a", input_signature=spec, verbose=False)
+    model.export(tmp_path / "b", format="onnx", opset_version=17)
+    assert [c[0] for c in calls] == [model, model]
+    assert calls[0][1:] == ((tmp_path / "a",), {"format": "tf_saved_model", "verbose": False,
+                                                  "input_signature": spec})
+    assert calls[1][1:] == ((tmp_path / "b",), {"format": "onnx", "verbose": None, "input_signature": None,
+                                                  "opset_version": 17})
+    assert not os.listdir(tmp_path)
 
 
 def test_command_choices_match_the_serving_module():
