@@ -485,9 +485,19 @@ def write_warmup_requests(directory, task, names, config, model_name="longformer
 
 
 # --------------------------------------------------------------------------------------------- dispatch
+ONNX_UNSUPPORTED = (
+    "ONNX export is not supported: tf2onnx (1.17, what Keras' ONNX export uses with TensorFlow) cannot convert "
+    "the global-attention slot buckets (`tf.switch_case`: unsupported `_SwitchN`/`Merge` ops), and converts the "
+    "bucket-free inspection graph into a model onnxruntime refuses (a boolean `Pad`). Export a SavedModel "
+    "(format='tf_saved_model', the default) and serve it with TensorFlow Serving."
+)
+
+
 def export(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
     """`model.export(...)`: our serving SavedModel for `tf_saved_model`; Keras' own export otherwise."""
     if format == "tf_saved_model" and input_signature is None:
         return export_saved_model(model, filepath, verbose=verbose, **kwargs)
+    if format == "onnx":
+        raise NotImplementedError(ONNX_UNSUPPORTED)
     return keras.Model.export(model, filepath, format=format, verbose=verbose, input_signature=input_signature,
                               **kwargs)
