@@ -482,7 +482,9 @@ def bad_inputs():
         "mask_shape": ("serving_default", {**x, "attention_mask": x["attention_mask"][:, :-1]},
                        "attention_mask must have the shape"),
         "global_values": ("serving_default", {**x, "global_attention_mask": x["global_attention_mask"] * 2 + 1},
-                          "only 0 and 1"),
+                          "only 0 and 1; found a value above 1"),
+        "negative_mask": ("auto_global", {**x, "attention_mask": -x["attention_mask"]},
+                          "only 0 and 1; found a negative value"),
         "int64_wraps": ("serving_default_int64", wrapped, "[0, 400)"),
     }
 
@@ -638,6 +640,14 @@ def test_other_formats_and_explicit_signatures_go_to_keras(tmp_path, monkeypatch
     with pytest.raises(NotImplementedError, match="switch_case"):
         model.export(tmp_path / "c.onnx", format="onnx")
     assert not os.listdir(tmp_path) and len(calls) == 2
+
+
+def test_mixed_precision_models_serve_float32():
+    model = serving.model_class("question_answering")(tiny_config(**SMALL), dtype="mixed_float16")
+    model.build()
+    core = serving._core_functions(model, "question_answering")
+    outputs = core["with_global"].get_concrete_function().structured_outputs
+    assert {k: v.dtype for k, v in outputs.items()} == {"start_logits": tf.float32, "end_logits": tf.float32}
 
 
 def test_command_choices_match_the_serving_module():

@@ -143,9 +143,9 @@ def _validated(model, task, input_ids, attention_mask, global_attention_mask=Non
             tf.debugging.assert_equal(
                 tf.shape(mask, out_type=tf.int64), ids_shape,
                 message=f"{name} must have the shape of input_ids {where}; shapes seen ({name}, input_ids):"),
-            tf.debugging.assert_equal(
-                tf.reduce_all((mask == 0) | (mask == 1)), True,
-                message=f"{name} must hold only 0 and 1; it holds other values:"),
+            tf.debugging.assert_non_negative(mask, message=f"{name} must hold only 0 and 1; found a negative value:"),
+            tf.debugging.assert_less_equal(mask, tf.ones([], mask.dtype),
+                                           message=f"{name} must hold only 0 and 1; found a value above 1:"),
         ]
     with tf.control_dependencies(checks):
         out = [tf.cast(tf.identity(input_ids), tf.int32), tf.cast(tf.identity(attention_mask), tf.int32)]
@@ -155,8 +155,13 @@ def _validated(model, task, input_ids, attention_mask, global_attention_mask=Non
 
 
 # -------------------------------------------------------------------------------------- signature bodies
+def _float32(x):
+    # Mixed-precision models compute in float16 / bfloat16; clients get float32 whatever the policy.
+    return tf.cast(x, tf.float32) if x.dtype.is_floating else x
+
+
 def _head_outputs(task, out):
-    return {k: out[k] for k in HEAD_OUTPUTS[task]}
+    return {k: _float32(out[k]) for k in HEAD_OUTPUTS[task]}
 
 
 def _per_row(task, input_ids, x):
@@ -185,9 +190,9 @@ def _core_functions(model, task):
         result = _head_outputs(task, out)
         # Per-layer windows may differ, so the band widths differ: one output per layer.
         for i, (a, g) in enumerate(zip(out["attentions"], out["global_attentions"])):
-            result[f"attentions_{i}"] = _per_row(task, ids, a)
-            result[f"global_attentions_{i}"] = _per_row(task, ids, g)
-        stacked = tf.stack(out["hidden_states"], axis=1)  # (rows, layers + 1, length, hidden)
+            result[f"attentions_{i}"] = _float32(_per_row(task, ids, a))
+            result[f"global_attentions_{i}"] = _float32(_per_row(task, ids, g))
+        stacked = _float32(tf.stack(out["hidden_states"], axis=1))  # (rows, layers + 1, length, hidden)
         result["hidden_states"] = _per_row(task, ids, stacked)
         return result
 
