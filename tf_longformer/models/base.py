@@ -456,6 +456,14 @@ class TFLongformerPreTrainedModel(keras.Model):
         })
         return directory
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' `export`; for `tf_saved_model`, a TF Serving SavedModel with named, dynamic-shape signatures,
+        tokenizer and labels beside it (`tokenizer=`, `signatures=`, `int64=`, ...: see `tf_longformer.serving`)."""
+        from tf_longformer import serving
+
+        return serving.export(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
+                              **kwargs)
+
 
 FLAT = -1  # a per-head bias `(heads, head_dim)` stored flat in the checkpoint
 

@@ -1,0 +1,660 @@
+"""SavedModel export for TF Serving, checked the way the server loads it.
+
+Each of the six heads is exported ONCE (`model.export`, tiny config, random weights). Three fresh processes in
+which `keras` and `tf_longformer` cannot be imported (a `sitecustomize` import blocker) load every export:
+`tf.saved_model.load`, the TF1 SavedModelBundle-style loader (`tf.compat.v1.saved_model.loader.load` in a
+Session, fed and fetched by the signature's tensor names: TF Serving's C++ contract), and `saved_model_cli run`.
+Their outputs must equal the Keras model's within 1e-5 at three sequence lengths (none traced: the signatures
+are traced symbolically, with no length; 5 is below the largest window, 41 above it, both need internal padding,
+24 does not) and two batch sizes, with and without global tokens, for every head.
+
+`TF_LONGFORMER_FULL_EXPORT_CHECK=1` also runs the whole case matrix through `saved_model_cli run` (slow: the CLI
+reloads the model for every call); by default it runs one mixed case per head and signature.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import random_batch, tiny_config
+
+import tf_longformer as T
+from tf_longformer import serving
+
+HEADS = serving.TASKS
+LENGTHS = (5, 24, 41)
+BATCHES = (1, 3)
+ATOL = 1e-5
+VOCAB = 400  # the tokenizer fixture's size
+TOKENIZER_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "tokenizer")
+LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+EXTRAS_HEADS = ("question_answering", "multiple_choice")
+SMALL = {"num_hidden_layers": 1, "attention_window": [6]}
+EXTRA_SIGNATURE_CHECKS = {
+    "question_answering": ("serving_default_int64", "auto_global_int64", "attentions"),
+    "multiple_choice": ("serving_default_int64", "probabilities", "attentions", "hidden_states"),
+}
+HAVE_SERVING_API = importlib.util.find_spec("tensorflow_serving") is not None
+FULL_CLI = bool(os.environ.get("TF_LONGFORMER_FULL_EXPORT_CHECK"))
+
+
+# ---------------------------------------------------------------------------------------- the exports
+def make_model(task, seed=0, **overrides):
+    """A tiny random model whose every weight is perturbed (so biases, norms and the head all matter)."""
+    cfg = tiny_config(vocab_size=VOCAB, id2label=LABELS, **overrides)
+    model = serving.model_class(task)(cfg)
+    model.build()
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(v.numpy() + rng.normal(0, 0.2 if len(v.shape) > 1 else 0.1, v.shape).astype(np.float32))
+    return model
+
+
+_EXPORTS: dict = {}
+
+
+def export_all_heads(root):
+    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients)."""
+    root = os.fspath(root)
+    if root not in _EXPORTS:
+        result = {}
+        for i, task in enumerate(HEADS):
+            # Two layers with different windows (per-layer padding, attention widths) where every signature is
+            # checked; one layer elsewhere, which halves the graph each loader process has to load and optimise.
+            model = make_model(task, seed=i, **({} if task in EXTRAS_HEADS else SMALL))
+            path = os.path.join(root, task, "1")  # TF Serving's <base>/<version>/
+            # Every signature for two heads (multiple choice reshapes its extras); the two main ones elsewhere,
+            # to keep the tests fast (each signature is one more graph to trace, save, load and instantiate).
+            full = task in EXTRAS_HEADS
+            out = model.export(path, tokenizer=TOKENIZER_DIR, int64=full,
+                               signatures=None if full else ["serving_default", "auto_global"])
+            assert out == path
+            result[task] = (model, path)
+        _EXPORTS[root] = result
+    return _EXPORTS[root]
+
+
+def make_inputs(task, rng, batch, length, n_global):
+    """int32 inputs: `<s> ... </s>` rows with a `</s></s>` pair (QA / multiple-choice rules), some padded."""
+    rows = batch * 2 if task == "multiple_choice" else batch
+    x = random_batch(rng, rows, length, vocab=VOCAB, n_global=n_global, sep_pattern=True)
+    x = {k: v.astype(np.int32) for k, v in x.items()}
+    if task == "multiple_choice":
+        x = {k: v.reshape(batch, 2, length) for k, v in x.items()}
+    return x
+
+
+def case_matrix(task, seed):
+    """The cases every loader is checked on: name -> inputs."""
+    rng = np.random.default_rng(1000 + seed)
+    cases = {}
+    for length in LENGTHS:
+        for batch in BATCHES:
+            cases[f"L{length}_B{batch}_noglobal"] = make_inputs(task, rng, batch, length, (0, 0))
+            cases[f"L{length}_B{batch}_global"] = make_inputs(task, rng, batch, length, (1, 3))
+    # More global tokens than the smallest global bucket (16): the graph's other `switch_case` branch.
+    cases["L41_B2_manyglobal"] = make_inputs(task, rng, 2, 41, (20, 20))
+    # One batch with rows with and without global tokens, padded and not (saved_model_cli's case).
+    mixed = make_inputs(task, rng, 3, 41, (1, 3))
+    mixed["global_attention_mask"][0] = 0
+    cases["L41_B3_mixed"] = mixed
+    return cases
+
+
+def softmax(x, axis=-1):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+_EXPECTED: dict = {}
+
+
+def keras_expected(model, task, signature, x, key=None):
+    """What each signature must return, from the Keras model (probabilities derived in numpy); cached by `key`."""
+    if key is not None:
+        if (key, signature) not in _EXPECTED:
+            _EXPECTED[(key, signature)] = keras_expected(model, task, signature, x)
+        return _EXPECTED[(key, signature)]
+    ids, mask, glob = x["input_ids"], x["attention_mask"], x["global_attention_mask"]
+    extras = signature in ("attentions", "hidden_states")
+    if signature == "auto_global":
+        out = model(ids, attention_mask=mask)
+    else:
+        out = model(ids, attention_mask=mask, global_attention_mask=glob, output_attentions=extras,
+                    output_hidden_states=extras)
+    expected = {k: out[k].numpy() for k in serving.HEAD_OUTPUTS[task]}
+    if signature in ("auto_global", "probabilities") and task != "base":
+        if task == "question_answering":
+            for side in ("start", "end"):
+                logits = np.where(mask == 1, expected[f"{side}_logits"], -np.inf)
+                expected[f"{side}_probabilities"] = softmax(logits)
+        elif task == "masked_lm":
+            probs = softmax(expected["logits"])
+            expected["top_k_probabilities"] = -np.sort(-probs, axis=-1)[..., :10]
+        else:
+            expected["probabilities"] = softmax(expected["logits"])
+            expected["predictions"] = np.argmax(expected["logits"], -1)
+    if signature == "attentions":
+        for i, (a, g) in enumerate(zip(out["attentions"], out["global_attentions"])):
+            a, g = a.numpy(), g.numpy()
+            if task == "multiple_choice":
+                a, g = a.reshape(ids.shape[:2] + a.shape[1:]), g.reshape(ids.shape[:2] + g.shape[1:])
+            expected[f"attentions_{i}"], expected[f"global_attentions_{i}"] = a, g
+    if signature == "hidden_states":
+        h = np.stack([t.numpy() for t in out["hidden_states"]], 1)
+        expected["hidden_states"] = h.reshape(ids.shape[:-1] + h.shape[1:]) if task == "multiple_choice" else h
+    return expected
+
+
+def assert_outputs_equal(got, expected, where, signature):
+    missing = [k for k in expected if k not in got]
+    assert not missing, f"{where}: outputs {missing} missing; got {sorted(got)}"
+    for key, want in expected.items():
+        have = np.asarray(got[key])
+        assert have.shape == want.shape, f"{where}: {key} shape {have.shape} != Keras {want.shape}"
+        if key == "predictions":
+            np.testing.assert_array_equal(have, want, err_msg=f"{where}: {key}")
+        elif key == "top_k_token_ids":
+            continue
+        else:
+            err = float(np.max(np.abs(have.astype(np.float64) - want))) if want.size else 0.0
+            assert err <= ATOL, f"{where}: {key} differs from Keras by {err:.3g} (> {ATOL})"
+    if "top_k_token_ids" in got:  # the ids of the top probabilities (compared through their probabilities)
+        assert got["top_k_token_ids"].shape == got["top_k_probabilities"].shape
+
+
+# ------------------------------------------------------------------------------------------- the loaders
+# Installed as `sitecustomize` in the loader processes: `import keras` / `import tf_longformer` (and any submodule)
+# fail there, and `importlib.util.find_spec` reports them absent, which TensorFlow's own import handles.
+BLOCKER = textwrap.dedent('''
+    import sys
+    for _name in ("keras", "tf_keras", "tf_longformer"):
+        sys.modules[_name] = None
+''')
+
+LOADER = textwrap.dedent('''
+    import json, os, sys
+    import numpy as np
+    mode, manifest_path, report_path = sys.argv[1:4]
+    for name in ("keras", "tf_longformer"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(f"{name} is importable: the blocker did not work")
+    import tensorflow as tf
+
+    jobs = json.load(open(manifest_path))
+    report = {"signatures": {}}
+
+    def save(path, outputs):
+        np.savez(path, **{k: np.asarray(v) for k, v in outputs.items()})
+
+    by_dir = {}
+    for job in jobs:
+        by_dir.setdefault(job["dir"], []).append(job)
+
+    if mode == "tf2":
+        for d, dir_jobs in by_dir.items():
+            loaded = tf.saved_model.load(d)
+            for job in dir_jobs:
+                x = dict(np.load(job["inputs"]))
+                fn = loaded.signatures[job["signature"]]
+                args = {k: tf.constant(x[k]) for k in fn.structured_input_signature[1]}
+                if job.get("expect_error"):
+                    try:
+                        fn(**args)
+                        message = None
+                    except tf.errors.InvalidArgumentError as e:
+                        message = e.message
+                    json.dump({"error": message}, open(job["out"], "w"))
+                    continue
+                out = {k: v.numpy() for k, v in fn(**args).items()}
+                if job["signature"] == "serving_default":  # Keras' endpoint name answers the same
+                    again = loaded.serve(**args)
+                    assert all(np.array_equal(out[k], again[k].numpy()) for k in out), "serve != serving_default"
+                save(job["out"], out)
+    elif mode == "tf1":
+        for d, dir_jobs in by_dir.items():
+            graph = tf.Graph()
+            with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+                meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], d)
+                report["signatures"][d] = {
+                    name: {"inputs": {k: [tf.dtypes.as_dtype(v.dtype).name, [x.size for x in v.tensor_shape.dim]]
+                                      for k, v in sig.inputs.items()},
+                           "outputs": sorted(sig.outputs)}
+                    for name, sig in meta.signature_def.items()}
+                for job in dir_jobs:
+                    x = dict(np.load(job["inputs"]))
+                    sig = meta.signature_def[job["signature"]]
+                    feed = {sig.inputs[k].name: x[k] for k in sig.inputs}
+                    fetch = {k: v.name for k, v in sig.outputs.items()}
+                    save(job["out"], sess.run(fetch, feed))
+    elif mode == "cli":
+        from tensorflow.python.tools import saved_model_cli
+        for job in jobs:
+            x = dict(np.load(job["inputs"]))
+            names = job["input_names"]
+            outdir = job["out"] + ".d"
+            sys.argv = ["saved_model_cli", "run", "--dir", job["dir"], "--tag_set", "serve", "--signature_def",
+                        job["signature"], "--inputs", ";".join(f"{k}={job['inputs']}[{k}]" for k in names),
+                        "--outdir", outdir, "--overwrite"]
+            try:
+                saved_model_cli.main()
+            except SystemExit as e:
+                if e.code not in (None, 0):
+                    raise
+            save(job["out"], {f[:-4]: np.load(os.path.join(outdir, f)) for f in os.listdir(outdir)})
+    report["blocked_but_loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tf_longformer")
+                                          and sys.modules[m] is not None)
+    for name in ("keras", "tf_longformer"):  # still blocked at the end
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            report["blocked_but_loaded"].append(name)
+    json.dump(report, open(report_path, "w"))
+''')
+
+
+def _loader_env(block_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = block_dir  # only the blocker: neither the worktree nor tests/ are on the path
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # Tiny graphs: one thread each (several of these processes run at once, on shared cores).
+    env.update(OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
+    env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return env
+
+
+class LoaderRuns:
+    """Writes the cases, starts the three loader processes together, and holds the expected outputs."""
+
+    def __init__(self, root, exports):
+        self.root = root
+        self.block_dir = os.path.join(root, "blocker")
+        os.makedirs(self.block_dir, exist_ok=True)
+        with open(os.path.join(self.block_dir, "sitecustomize.py"), "w") as f:
+            f.write(BLOCKER)
+        script = os.path.join(root, "loader.py")
+        with open(script, "w") as f:
+            f.write(LOADER)
+        self.jobs = {"tf2": [], "tf1": [], "cli": []}
+        self.cases = {}
+        for i, task in enumerate(HEADS):
+            model, path = exports[task]
+            for case, x in case_matrix(task, i).items():
+                npz = os.path.join(root, f"{task}-{case}.npz")
+                np.savez(npz, **x)
+                self.cases[(task, case)] = (x, npz)
+                for signature in ("serving_default", "auto_global"):
+                    for mode in ("tf2", "tf1"):
+                        self._job(mode, task, case, signature, path, npz)
+                    # saved_model_cli reloads the model on every call: one mixed case per head unless asked for all.
+                    if FULL_CLI or (case == "L41_B3_mixed" and signature == "serving_default"):
+                        self._job("cli", task, case, signature, path, npz)
+                if case in ("L24_B3_global", "L41_B2_manyglobal"):
+                    for signature in EXTRA_SIGNATURE_CHECKS.get(task, ()):
+                        self._job("tf2", task, case, signature, path, npz)
+        model, path = exports["question_answering"]
+        for name, (signature, x, _) in bad_inputs().items():
+            npz = os.path.join(root, f"bad-{name}.npz")
+            np.savez(npz, **x)
+            self.jobs["tf2"].append({"dir": path, "signature": signature, "inputs": npz, "task": "question_answering",
+                                     "case": f"bad-{name}", "expect_error": True,
+                                     "out": os.path.join(root, f"out-bad-{name}.json")})
+        self.procs = {}
+        for mode, jobs in self.jobs.items():
+            manifest = os.path.join(root, f"{mode}.json")
+            with open(manifest, "w") as f:
+                json.dump(jobs, f)
+            self.procs[mode] = subprocess.Popen(
+                [sys.executable, script, mode, manifest, os.path.join(root, f"{mode}-report.json")],
+                cwd=self.block_dir, env=_loader_env(self.block_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.results = {}
+
+    def _job(self, mode, task, case, signature, path, npz):
+        takes_global = not signature.startswith("auto_global")
+        names = ["input_ids", "attention_mask"] + (["global_attention_mask"] if takes_global else [])
+        inputs = npz
+        if signature.endswith("_int64"):
+            inputs = npz[:-4] + "-int64.npz"
+            np.savez(inputs, **{k: v.astype(np.int64) for k, v in np.load(npz).items()})
+        self.jobs[mode].append({"dir": path, "signature": signature, "inputs": inputs, "input_names": names,
+                                "task": task, "case": case,
+                                "out": os.path.join(self.root, f"out-{mode}-{task}-{case}-{signature}.npz")})
+
+    def result(self, mode):
+        if mode not in self.results:
+            out, _ = self.procs[mode].communicate(timeout=900)
+            text = out.decode("utf-8", "replace")
+            assert self.procs[mode].returncode == 0, f"the {mode} loader process failed:\n{text[-6000:]}"
+            with open(os.path.join(self.root, f"{mode}-report.json")) as f:
+                self.results[mode] = json.load(f)
+        return self.results[mode]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    return export_all_heads(tmp_path_factory.getbasetemp() / "shared-exports")
+
+
+@pytest.fixture(scope="module")
+def loaders(tmp_path_factory, exports):
+    runs = LoaderRuns(str(tmp_path_factory.mktemp("loaders")), exports)
+    yield runs
+    for p in runs.procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _check_mode(loaders, exports, mode, task):
+    loaders.result(mode)
+    model, _ = exports[task]
+    jobs = [j for j in loaders.jobs[mode] if j["task"] == task and not j.get("expect_error")]
+    assert jobs
+    seen_lengths, seen_batches, seen_global = set(), set(), set()
+    for job in jobs:
+        x, _ = loaders.cases[(task, job["case"])]
+        signature = job["signature"]
+        expected = keras_expected(model, task, signature.removesuffix("_int64"), x, key=(id(model), job["case"]))
+        got = dict(np.load(job["out"]))
+        assert_outputs_equal(got, expected, f"{mode} {task} {job['case']} {signature}", signature)
+        seen_lengths.add(x["input_ids"].shape[-1])
+        seen_batches.add(x["input_ids"].shape[0])
+        seen_global.add(bool(x["global_attention_mask"].any()) and not signature.startswith("auto_global"))
+    return seen_lengths, seen_batches, seen_global
+
+
+@pytest.mark.parametrize("task", HEADS)
+def test_tf_saved_model_load_matches_keras(loaders, exports, task):
+    lengths, batches, with_global = _check_mode(loaders, exports, "tf2", task)
+    assert lengths == set(LENGTHS) and batches >= set(BATCHES) and with_global == {True, False}
+
+
+@pytest.mark.parametrize("task", HEADS)
+def test_tf1_session_loader_matches_keras(loaders, exports, task):
+    """The SavedModelBundle contract: `serve` tag, signature tensor names fed and fetched in a Session."""
+    lengths, batches, with_global = _check_mode(loaders, exports, "tf1", task)
+    assert lengths == set(LENGTHS) and batches >= set(BATCHES) and with_global == {True, False}
+
+
+@pytest.mark.parametrize("task", HEADS)
+def test_saved_model_cli_run_matches_keras(loaders, exports, task):
+    lengths, batches, _ = _check_mode(loaders, exports, "cli", task)
+    if FULL_CLI:
+        assert lengths == set(LENGTHS) and batches >= set(BATCHES)
+
+
+def test_loader_processes_had_no_keras_and_no_tf_longformer(loaders):
+    for mode in ("tf2", "tf1", "cli"):
+        assert loaders.result(mode)["blocked_but_loaded"] == [], mode
+
+
+@pytest.mark.parametrize("task", HEADS)
+def test_signature_defs_are_named_int_and_dynamic(loaders, exports, task):
+    """What TF Serving sees: every signature's inputs by name, int32 (or int64 twins), every dimension -1."""
+    report = loaders.result("tf1")["signatures"][exports[task][1]]
+    report.pop("__saved_model_init_op", None)  # TF's own restore op, in every TF2 SavedModel
+    rank = 3 if task == "multiple_choice" else 2
+    head = sorted(serving.HEAD_OUTPUTS[task])
+    expected_names = {"serving_default", "serve", "auto_global"}
+    if task in EXTRAS_HEADS:
+        expected_names |= {"attentions", "hidden_states", "probabilities"}
+        expected_names |= {f"{n}_int64" for n in expected_names - {"serve"}}
+    assert set(report) == expected_names
+    for name, sig in report.items():
+        inputs = ["input_ids", "attention_mask"] + ([] if name.startswith("auto_global") else ["global_attention_mask"])
+        dtype = "int64" if name.endswith("_int64") else "int32"
+        assert sig["inputs"] == {k: [dtype, [-1] * rank] for k in inputs}, name
+        assert set(head) <= set(sig["outputs"]), (name, sig["outputs"])
+    assert report["serving_default"]["outputs"] == head
+    if task in EXTRAS_HEADS:
+        assert report["attentions"]["outputs"] == sorted(
+            head + [f"{kind}_{i}" for kind in ("attentions", "global_attentions") for i in range(2)])
+        assert report["hidden_states"]["outputs"] == sorted(head + ["hidden_states"])
+
+
+def test_saved_model_cli_show_sees_dynamic_named_signature(loaders, exports):
+    """The real `saved_model_cli` command, in a process where keras and tf_longformer cannot be imported."""
+    exe = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(exe):
+        pytest.skip("no saved_model_cli next to this Python")
+    path = exports["multiple_choice"][1]
+    out = subprocess.run([exe, "show", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"],
+                         env=_loader_env(loaders.block_dir), cwd=loaders.block_dir, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    for name in ("input_ids", "attention_mask", "global_attention_mask"):
+        assert f"inputs['{name}'] tensor_info:\n      dtype: DT_INT32\n      shape: (-1, -1, -1)" in text, text
+    assert "outputs['logits'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, -1)" in text, text
+
+
+# ------------------------------------------------------------------------------------ in-process checks
+def test_the_cases_can_fail(loaders, exports):
+    """Guards the comparisons: in the loaders' own outputs, global tokens change the numbers, and `auto_global`
+    (the head's rule) differs from no global attention for the heads that have a rule."""
+    loaders.result("tf2")
+    for task in HEADS:
+        out = {(j["case"], j["signature"]): dict(np.load(j["out"])) for j in loaders.jobs["tf2"]
+               if j["task"] == task and not j.get("expect_error")}
+        key = serving.HEAD_OUTPUTS[task][0]
+        plain = out[("L41_B3_noglobal", "serving_default")][key]
+        x, _ = loaders.cases[(task, "L41_B3_noglobal")]
+        glob = x["global_attention_mask"].copy()
+        glob[..., 10] = 1  # outside token 0's window, inside every row
+        model, _ = exports[task]
+        with_global = model(x["input_ids"], attention_mask=x["attention_mask"], global_attention_mask=glob)[key]
+        assert np.max(np.abs(with_global.numpy() - plain)) > 1e-3, task
+        auto = out[("L41_B3_noglobal", "auto_global")][key]
+        has_rule = task in ("sequence_classification", "question_answering", "multiple_choice")
+        assert (np.max(np.abs(auto - plain)) > 1e-3) == has_rule, task
+
+
+def bad_inputs():
+    """`{name: (signature, inputs, what the error must say)}`: refused by the graph, with a message."""
+    x = make_inputs("question_answering", np.random.default_rng(0), 1, 12, (1, 1))
+    x["input_ids"][0, 5] = 5
+    long = {k: np.ones((1, 129), np.int32) * (5 if k == "input_ids" else 1) for k in x}
+    long["global_attention_mask"][:] = 0
+    wrapped = {k: v.astype(np.int64) for k, v in x.items()}
+    wrapped["input_ids"][0, 3] = 2**32 + 5  # would wrap to 5 in int32: refused before the cast
+    return {
+        "too_long": ("serving_default", long, "at most 128"),
+        "id_too_large": ("serving_default", {**x, "input_ids": np.where(x["input_ids"] == 5, VOCAB, x["input_ids"])},
+                         "[0, 400)"),
+        "negative_id": ("auto_global", {**x, "input_ids": np.where(x["input_ids"] == 5, -1, x["input_ids"])},
+                        "negative id"),
+        "mask_shape": ("serving_default", {**x, "attention_mask": x["attention_mask"][:, :-1]},
+                       "attention_mask must have the shape"),
+        "global_values": ("serving_default", {**x, "global_attention_mask": x["global_attention_mask"] * 2 + 1},
+                          "only 0 and 1; found a value above 1"),
+        "negative_mask": ("auto_global", {**x, "attention_mask": -x["attention_mask"]},
+                          "only 0 and 1; found a negative value"),
+        "int64_wraps": ("serving_default_int64", wrapped, "[0, 400)"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(bad_inputs()))
+def test_bad_inputs_fail_with_a_message(loaders, name):
+    """Checked in the keras-free tf2 loader process: what TF Serving would send back to the client."""
+    loaders.result("tf2")
+    with open(next(j["out"] for j in loaders.jobs["tf2"] if j["case"] == f"bad-{name}")) as f:
+        message = json.load(f)["error"]
+    expected = bad_inputs()[name][2]
+    assert message is not None, f"{name}: no error"
+    assert expected in message, message
+
+
+def test_assets_hold_tokenizer_config_and_metadata(exports):
+    from tf_longformer import LongformerConfig, LongformerTokenizerFast
+
+    _, path = exports["sequence_classification"]
+    extra = os.path.join(path, "assets.extra")
+    tok = LongformerTokenizerFast.from_pretrained(extra)
+    ref = LongformerTokenizerFast.from_pretrained(TOKENIZER_DIR)
+    texts = ["Once upon a time, in a small village by the sea", "Grüße aus München 😀 <mask>!"]
+    assert tok(texts)["input_ids"] == ref(texts)["input_ids"]
+    assert tok.decode(tok("Der schnelle braune Fuchs")["input_ids"], skip_special_tokens=True) == \
+        "Der schnelle braune Fuchs"
+    cfg = LongformerConfig.from_pretrained(extra)
+    assert cfg.id2label == LABELS and cfg.architectures == ["LongformerForSequenceClassification"]
+    with open(os.path.join(extra, serving.METADATA_FILE)) as f:
+        meta = json.load(f)
+    assert meta["task"] == "sequence_classification" and meta["max_sequence_length"] == 128
+    assert meta["id2label"] == {str(k): v for k, v in LABELS.items()} and meta["probabilities"] == "softmax"
+    assert meta["signatures"]["auto_global"] == {"inputs": ["input_ids", "attention_mask"], "dtype": "int32",
+                                                 "outputs": ["logits", "predictions", "probabilities"]}
+    with open(os.path.join(exports["multiple_choice"][1], "assets.extra", serving.METADATA_FILE)) as f:
+        full = json.load(f)["signatures"]
+    assert full["serving_default_int64"] == {"inputs": list(serving.INPUT_NAMES), "dtype": "int64",
+                                             "outputs": ["logits"]}
+    assert full["probabilities"]["outputs"] == ["logits", "predictions", "probabilities"]
+    assert full["hidden_states"]["outputs"] == ["hidden_states", "logits"]
+    # The export folder holds exactly a SavedModel and its extras (no temporary folders left behind).
+    assert sorted(os.listdir(os.path.dirname(path))) == ["1"]
+    assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(path))
+
+
+# ------------------------------------------------------------------------------- command and edge cases
+def _quick_model(task="sequence_classification"):
+    return make_model(task, seed=11, **SMALL)
+
+
+def test_export_command_writes_the_next_version(tmp_path, capsys):
+    from tf_longformer.cli import main
+
+    model = _quick_model()
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    T.LongformerTokenizerFast.from_pretrained(TOKENIZER_DIR).save_pretrained(ckpt)
+    base = tmp_path / "serving" / "classifier"
+    for name in ("1", "3", "latest", ".tmp-export-x"):  # TF Serving only reads numeric folders
+        (base / name).mkdir(parents=True)
+    args = ["export", "--model", str(ckpt), "--output", str(base), "--signatures", "auto_global", "--no-int64"]
+    args += ["--warmup"] if HAVE_SERVING_API else []
+    assert main(args) == 0  # --task comes from config.json's architectures
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == 4 and report["task"] == "sequence_classification" and report["tokenizer"]
+    assert report["signatures"] == ["auto_global", "serve", "serving_default"]
+    with pytest.raises(SystemExit, match="Version 4 already exists"):
+        main(args + ["--version", "4"])
+
+    loaded = tf.saved_model.load(str(base / "4"))
+    x = make_inputs("sequence_classification", np.random.default_rng(5), 2, 17, (1, 2))
+    got = loaded.signatures["serving_default"](**x)["logits"].numpy()
+    want = model(x["input_ids"], attention_mask=x["attention_mask"], global_attention_mask=x["global_attention_mask"])
+    assert np.max(np.abs(got - want.logits.numpy())) <= ATOL
+
+    if not HAVE_SERVING_API:
+        return
+    # Warm-up records: PredictionLogs TF Serving replays at load time; each one runs on the export.
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(str(base / "4" / "assets.extra" / serving.WARMUP_FILE)))
+    assert len(records) == 2 * 3  # 2 signatures x 3 lengths (8, 64, and 512 capped at the 128 limit)
+    for raw in records:
+        request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+        fn = loaded.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        assert set(inputs) == set(fn.structured_input_signature[1])
+        assert all(v.dtype == np.int32 for v in inputs.values())
+        fn(**inputs)
+
+
+def test_export_command_errors(tmp_path):
+    from tf_longformer.cli import main
+
+    model = _quick_model()
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    with pytest.raises(SystemExit, match="no tokenizer files"):
+        main(["export", "--model", str(ckpt), "--output", str(tmp_path / "out")])
+    with pytest.raises(SystemExit):
+        main(["export", "--model", str(ckpt), "--output", str(tmp_path / "out"), "--signatures", "logits"])
+    with pytest.raises(SystemExit):
+        main(["export", "--model", str(ckpt), "--output", str(tmp_path / "out"), "--version", "-3"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_arguments_are_checked(tmp_path):
+    model = _quick_model()
+    with pytest.raises(ValueError, match="Unknown signature"):
+        model.export(tmp_path / "a", signatures=["serving_default", "logits"])
+    with pytest.raises(ValueError, match="top_k"):
+        model.export(tmp_path / "a", top_k=0)
+    small = serving.model_class("sequence_classification")(tiny_config(vocab_size=100))
+    with pytest.raises(ValueError, match="400 tokens but the model's vocabulary has 100"):
+        small.export(tmp_path / "a", tokenizer=TOKENIZER_DIR)
+    (tmp_path / "0").mkdir()
+    with pytest.raises(FileExistsError, match="Version 0 already exists"):
+        serving.export_for_serving(model, tmp_path, version=0)
+    assert sorted(os.listdir(tmp_path)) == ["0"] and not os.listdir(tmp_path / "0")
+
+
+def test_failed_export_leaves_nothing_and_keeps_the_old_one(tmp_path, monkeypatch):
+    model = _quick_model()
+    target = tmp_path / "m"
+    target.mkdir()
+    (target / "saved_model.pb").write_bytes(b"old")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.export(target, signatures=["serving_default"], int64=False)
+    assert sorted(os.listdir(tmp_path)) == ["m"] and (target / "saved_model.pb").read_bytes() == b"old"
+
+
+def test_other_formats_and_explicit_signatures_go_to_keras(tmp_path, monkeypatch):
+    """Other formats, or an explicit `input_signature`, keep Keras' own export, with every argument."""
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.Model, "export", lambda self, *args, **kwargs: calls.append((self, args, kwargs)))
+    model = _quick_model()
+    spec = [{"input_ids": tf.TensorSpec([None, None], tf.int32)}]
+    model.export(tmp_path / "a", input_signature=spec, verbose=False)
+    model.export(tmp_path / "b", format="litert", optimizations=[])
+    assert [c[0] for c in calls] == [model, model]
+    assert calls[0][1:] == ((tmp_path / "a",), {"format": "tf_saved_model", "verbose": False,
+                                                  "input_signature": spec})
+    assert calls[1][1:] == ((tmp_path / "b",), {"format": "litert", "verbose": None, "input_signature": None,
+                                                  "optimizations": []})
+    # ONNX: tf2onnx cannot convert the graph (see serving.ONNX_UNSUPPORTED); a clear error, no broken file.
+    with pytest.raises(NotImplementedError, match="switch_case"):
+        model.export(tmp_path / "c.onnx", format="onnx")
+    assert not os.listdir(tmp_path) and len(calls) == 2
+
+
+def test_mixed_precision_models_serve_float32():
+    model = serving.model_class("question_answering")(tiny_config(**SMALL), dtype="mixed_float16")
+    model.build()
+    core = serving._core_functions(model, "question_answering")
+    outputs = core["with_global"].get_concrete_function().structured_outputs
+    assert {k: v.dtype for k, v in outputs.items()} == {"start_logits": tf.float32, "end_logits": tf.float32}
+
+
+def test_command_choices_match_the_serving_module():
+    from tf_longformer.commands import export as command
+
+    assert command.TASK_CHOICES == serving.TASKS
+    assert command.SIGNATURE_CHOICES == serving.SIGNATURES
+    assert serving.task_from_architectures(["LongformerForMultipleChoice"]) == "multiple_choice"
+    assert serving.task_from_architectures(["BertModel"]) is None
+    assert serving.next_version("/nonexistent/path") == 1

@@ -1,0 +1,116 @@
+"""`tf-longformer export`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tf_longformer.commands import quiet_tf
+
+TASK_CHOICES = (
+    "base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
+    "multiple_choice",
+)
+SIGNATURE_CHOICES = ("serving_default", "auto_global", "probabilities", "attentions", "hidden_states")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+
+def _find_tokenizer(directory):
+    return directory if any(os.path.isfile(os.path.join(directory, f)) for f in TOKENIZER_FILES) else None
+
+
+def cmd_export(args) -> int:
+    """Exports a checkpoint as a SavedModel for TensorFlow Serving, in its <base>/<version>/ layout."""
+    quiet_tf()
+    from tf_longformer import LongformerConfig, serving
+    from tf_longformer.checkpoints import resolve_checkpoint_dir
+
+    if args.version is not None and os.path.exists(os.path.join(args.output, str(args.version))) \
+            and not args.overwrite:
+        raise SystemExit(f"error: Version {args.version} already exists at {os.path.join(args.output, str(args.version))}"
+                         "; TF Serving may be serving it. Omit --version to write the next one, or pass --overwrite.")
+    directory = resolve_checkpoint_dir(args.model)
+    task = args.task
+    if task is None:
+        config = LongformerConfig.from_pretrained(directory)
+        task = serving.task_from_architectures(getattr(config, "architectures", None))
+        if task is None:
+            raise SystemExit(f"error: {directory}/config.json names no Longformer task in `architectures` "
+                             f"({getattr(config, 'architectures', None)}); pass --task (one of {', '.join(TASK_CHOICES)}).")
+    tokenizer = args.tokenizer or _find_tokenizer(directory)
+    if args.tokenizer is None and tokenizer is None and not args.no_tokenizer:
+        raise SystemExit(f"error: no tokenizer files ({' or '.join(TOKENIZER_FILES)}) in {directory}; pass "
+                         "--tokenizer DIR, or --no-tokenizer to export without one (clients then need their own).")
+    if args.no_tokenizer:
+        tokenizer = None
+    model = serving.model_class(task).from_pretrained(directory)
+    signatures = args.signatures.split(",") if args.signatures else None
+    target = serving.export_for_serving(
+        model, args.output, args.version, overwrite=args.overwrite, tokenizer=tokenizer, signatures=signatures,
+        int64=not args.no_int64, top_k=args.top_k, warmup=args.warmup,
+    )
+    with open(os.path.join(target, serving.EXTRA_DIR, serving.METADATA_FILE), encoding="utf-8") as f:
+        meta = json.load(f)
+    print(json.dumps({"export": target, "task": task, "version": int(os.path.basename(target)),
+                      "signatures": sorted(meta["signatures"]), "tokenizer": meta["tokenizer"]}, indent=2))
+    return 0
+
+
+def _version(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"--version must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _top_k(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"--top-k must be a positive integer, got {text!r}")
+    return value
+
+
+def _signatures(text):
+    import argparse
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SIGNATURE_CHOICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"--signatures takes a comma-separated list of {', '.join(SIGNATURE_CHOICES)};"
+                                         f" got {text!r}")
+    return ",".join(names)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__ + (
+        " Writes OUTPUT/<version>/ (saved_model.pb, variables/, assets.extra/ with the tokenizer, config.json and "
+        "tf_longformer_export.json). Serve it with: tensorflow_model_server --rest_api_port=8501 "
+        "--model_name=NAME --model_base_path=OUTPUT (see export/README.md)."))
+    p.add_argument("--model", required=True, help="checkpoint directory (config.json + weights) or hub id")
+    p.add_argument("--task", choices=TASK_CHOICES,
+                   help="the head to export (default: from config.json `architectures`)")
+    p.add_argument("--output", required=True, help="the model's base directory; the export goes to OUTPUT/<version>/")
+    p.add_argument("--version", type=_version, help="version folder number (default: one more than the largest there)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    tok = p.add_mutually_exclusive_group()
+    tok.add_argument("--tokenizer", help="tokenizer directory (default: the checkpoint directory, if it has one)")
+    tok.add_argument("--no-tokenizer", action="store_true", help="export without tokenizer files")
+    p.add_argument("--signatures", type=_signatures,
+                   help=f"comma-separated signatures to write (default: all of {', '.join(SIGNATURE_CHOICES)}; "
+                        "serving_default is always written)")
+    p.add_argument("--no-int64", action="store_true", help="do not write the <name>_int64 signature twins")
+    p.add_argument("--top-k", type=_top_k, default=10, help="token candidates per position of the masked LM's "
+                                                           "probabilities (default 10)")
+    p.add_argument("--warmup", action="store_true",
+                   help="write assets.extra/tf_serving_warmup_requests (needs tensorflow-serving-api)")
+    p.set_defaults(func=cmd_export)
