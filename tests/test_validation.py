@@ -279,8 +279,9 @@ def test_what_xla_itself_does_with_asserts_and_gathers():
     table = tf.reshape(tf.range(10, dtype=tf.float32), [10, 1])
 
     def lookup(ids):
-        tf.debugging.Assert(tf.reduce_all(ids < 10), ["out of range"])
-        return tf.gather(table, ids)[:, 0]
+        check = tf.debugging.Assert(tf.reduce_all(ids < 10), ["out of range"])
+        with tf.control_dependencies([check]):  # else the gather may run (and fail) first
+            return tf.gather(table, ids)[:, 0]
 
     with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
         tf.function(lookup)(tf.constant([1, 12]))
