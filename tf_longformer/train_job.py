@@ -1,0 +1,637 @@
+"""Train a long-document classifier end to end: data, split, tokenizer, `model.fit`, evaluation, export, report.
+
+`tf-longformer train` runs this on a JSONL / CSV file (`text`, `label`) or, by default, on the State of the
+Union corpus (`tf_longformer.sotu_job`). One run:
+
+1. splits the documents into training and held-out sets (by group when groups are given, so that no author,
+   say, is on both sides; otherwise stratified by label);
+2. trains a byte-level BPE tokenizer on the training texts (or takes the checkpoint's);
+3. trains a Longformer classifier with `model.fit` on the first `max_length` tokens of each document (from
+   scratch, or from a checkpoint), with the held-out accuracy after every epoch for the curves;
+4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline;
+5. measures held-out accuracy: majority class, both models at several reading lengths, by document length;
+6. saves the checkpoint (Hugging Face layout + tokenizer, loadable by `pipeline("text-classification")`),
+   exports a SavedModel, reloads it with `tf.saved_model.load` and queries `serving_default`;
+7. writes `report.json` (every figure) and `report.png` (training curves, accuracy against tokens read and
+   against document length) and prints the figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from tf_longformer.checkpoints import atomic_write_bytes
+
+
+# -------------------------------------------------------------------------------------------------- the data
+@dataclasses.dataclass
+class Corpus:
+    """Documents with a label each; `groups` (optional) keeps related documents on one side of the split;
+    `titles` name documents in the printout."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    label_names: list[str]
+    groups: list[str] | None = None
+    titles: list[str] | None = None
+    description: str = ""
+    split_note: str = ""
+    test_mask: np.ndarray | None = None  # a fixed split, when the corpus defines one
+
+    def __post_init__(self):
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels.")
+        unknown = sorted(set(self.labels) - set(self.label_names))
+        if unknown:
+            raise ValueError(f"Labels {unknown} are not in label_names {self.label_names}.")
+
+
+def _label_order(labels: Sequence[str]) -> list[str]:
+    names = sorted(set(labels))
+    try:
+        return sorted(names, key=float)  # numeric labels in numeric order
+    except ValueError:
+        return names
+
+
+def read_table(path: str, text_column: str = "text", label_column: str = "label",
+               group_column: str | None = None) -> Corpus:
+    """Reads a `.jsonl` (one JSON object per line) or `.csv` (header row) file of documents and labels."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No data file at {path!r}.")
+    ext = os.path.splitext(path)[1].lower()
+    rows: list[tuple[int, dict]] = []
+    if ext in (".jsonl", ".json", ".ndjson"):
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}). A .jsonl file holds one JSON "
+                                     "object per line.") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}, line {n}: expected a JSON object, got {type(row).__name__}.")
+                rows.append((n, row))
+    elif ext in (".csv", ".tsv"):
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents are long
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t" if ext == ".tsv" else ",")
+            for n, row in enumerate(reader, 2):
+                rows.append((n, row))
+    else:
+        raise ValueError(f"Unsupported data file {path!r}: use .jsonl or .csv (or .tsv).")
+    if not rows:
+        raise ValueError(f"{path} holds no rows.")
+    texts, labels, groups = [], [], []
+    for n, row in rows:
+        for col in (text_column, label_column) + ((group_column,) if group_column else ()):
+            if col not in row or row[col] is None:
+                raise ValueError(f"{path}, row at line {n}: no {col!r} column (it has {sorted(row)}). Name the "
+                                 "columns with --text-column / --label-column.")
+        text = row[text_column]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path}, line {n}: the {text_column!r} field is empty or not text.")
+        label = row[label_column]
+        if isinstance(label, (dict, list)) or (isinstance(label, str) and not label.strip()):
+            raise ValueError(f"{path}, line {n}: the label {label!r} is not a single value.")
+        texts.append(text)
+        labels.append(str(label).strip())
+        if group_column:
+            groups.append(str(row[group_column]))
+    names = _label_order(labels)
+    if len(names) < 2:
+        raise ValueError(f"{path}: every row has the label {names[0]!r}; a classifier needs at least two labels.")
+    return Corpus(name=os.path.basename(path), texts=texts, labels=labels, label_names=names,
+                  groups=groups if group_column else None,
+                  titles=[f"row {i + 1}" for i in range(len(texts))],
+                  description=f"{len(texts)} documents from {path}")
+
+
+def split_corpus(corpus: Corpus, eval_fraction: float, seed: int) -> np.ndarray:
+    """A boolean held-out mask: whole groups when the corpus has groups, else stratified by label."""
+    n = len(corpus.texts)
+    if corpus.test_mask is not None:
+        return np.asarray(corpus.test_mask, bool)
+    if not 0.0 < eval_fraction < 1.0:
+        raise ValueError(f"`eval_fraction` must be in (0, 1), got {eval_fraction!r}.")
+    rng = random.Random(seed)
+    test = np.zeros(n, bool)
+    if corpus.groups is not None:
+        names = sorted(set(corpus.groups))
+        if len(names) < 2:
+            raise ValueError("Every document is in one group; a split by group needs at least two groups.")
+        rng.shuffle(names)
+        target, taken = eval_fraction * n, 0
+        members = {g: [i for i, x in enumerate(corpus.groups) if x == g] for g in names}
+        for g in names:
+            if taken >= target or len(names) - sum(test[members[h][0]] for h in names) <= 1:
+                break
+            test[members[g]] = True
+            taken += len(members[g])
+    else:
+        for label in corpus.label_names:
+            idx = [i for i, x in enumerate(corpus.labels) if x == label]
+            rng.shuffle(idx)
+            k = int(round(eval_fraction * len(idx)))
+            k = min(k, len(idx) - 1)  # keep one of each class for training
+            test[idx[:k]] = True
+    if test.all() or not test.any():
+        raise ValueError(f"The split left {'no training' if test.all() else 'no held-out'} documents "
+                         f"({n} documents, eval_fraction={eval_fraction}); give more data.")
+    missing = sorted(set(corpus.label_names) - {corpus.labels[i] for i in np.flatnonzero(~test)})
+    if missing:
+        raise ValueError(f"No training document has the label(s) {missing}; give more documents of them.")
+    return test
+
+
+# ------------------------------------------------------------------------------------------------ settings
+@dataclasses.dataclass
+class Settings:
+    """Everything a run depends on (written into report.json)."""
+
+    output: str = "tf-longformer-train"
+    max_length: int = 4096
+    baseline_length: int = 512  # 0: no short-model baseline
+    epochs: int = 6
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    vocab_size: int = 8000
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    attention_window: int = 128
+    dropout: float = 0.1
+    ema: float = 0.0  # > 0: evaluate and export an exponential moving average of the weights (this momentum)
+    eval_fraction: float = 0.25
+    seed: int = 0
+    model: str | None = None  # start from this checkpoint instead of from scratch
+    tokenizer: str | None = None
+    export: bool = True
+    eval_lengths: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+    def validate(self) -> None:
+        for name in ("max_length", "epochs", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads",
+                     "intermediate_size", "attention_window"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {v!r}.")
+        if self.max_length < 16:
+            raise ValueError(f"`max_length` must be at least 16 tokens, got {self.max_length}.")
+        if self.baseline_length and not 4 <= self.baseline_length < self.max_length:
+            raise ValueError(f"`baseline_length` must be 0 (no baseline) or in [4, max_length={self.max_length}), "
+                             f"got {self.baseline_length}.")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"`ema` must be in [0, 1) (0: off), got {self.ema!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+
+
+# -------------------------------------------------------------------------------------------------- helpers
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _fmt_time(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{int(seconds // 60)} min {int(round(seconds % 60))} s"
+
+
+def truncate(ids: list[int], length: int, eos: int) -> list[int]:
+    """The first `length` tokens of an encoded document, ending with `</s>` (what truncation would give)."""
+    return ids if len(ids) <= length else ids[:length - 1] + [eos]
+
+
+def _dataset(seqs, labels, batch_size, pad_id, shuffle_seed=None):
+    import tensorflow as tf
+
+    def gen():
+        for s, y in zip(seqs, labels):
+            yield {"input_ids": np.asarray(s, np.int32), "attention_mask": np.ones(len(s), np.int32)}, np.int32(y)
+
+    spec = ({"input_ids": tf.TensorSpec([None], tf.int32), "attention_mask": tf.TensorSpec([None], tf.int32)},
+            tf.TensorSpec([], tf.int32))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(seqs)))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(seqs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.padded_batch(batch_size, padding_values=({"input_ids": np.int32(pad_id), "attention_mask": np.int32(0)},
+                                                     np.int32(0)))
+    return ds.prefetch(2)
+
+
+def _logits_model(model):
+    """`model` as a functional Keras model `{input_ids, attention_mask} -> logits`, for `compile`/`fit`/`predict`
+    with the labels as `y` and a standard Keras loss. It shares `model`'s layers, so fitting it trains `model`."""
+    import keras
+
+    inputs = {"input_ids": keras.Input((None,), dtype="int32", name="input_ids"),
+              "attention_mask": keras.Input((None,), dtype="int32", name="attention_mask")}
+    return keras.Model(inputs, model(inputs)["logits"], name=f"{model.name}_logits")
+
+
+def export_classifier(model, directory: str) -> str:
+    """Writes a SavedModel whose `serving_default` takes int32 `input_ids` and `attention_mask` of any batch and
+    length and returns `logits`; written next to `directory` and renamed into place, so a crash never leaves
+    half an export where the last one was."""
+    import tensorflow as tf
+
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".export-")
+    try:
+        spec = {"input_ids": tf.TensorSpec([None, None], tf.int32, name="input_ids"),
+                "attention_mask": tf.TensorSpec([None, None], tf.int32, name="attention_mask")}
+        model.export(os.path.join(tmp, "m"), format="tf_saved_model", input_signature=[spec], verbose=False)
+        _replace_dir(os.path.join(tmp, "m"), directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _replace_dir(new: str, target: str) -> None:
+    old = None
+    if os.path.exists(target):
+        old = target + f".old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+class Trainer:
+    """One training run over a `Corpus` with `Settings`; `run()` returns the report dict."""
+
+    def __init__(self, corpus: Corpus, settings: Settings):
+        settings.validate()
+        self.corpus, self.s = corpus, settings
+        self.report: dict = {}
+        self._predictors: dict = {}
+
+    # ------------------------------------------------------------------------------------------- tokenizer
+    def _tokenizer(self, train_texts):
+        from tf_longformer import LongformerTokenizerFast
+
+        s = self.s
+        if s.tokenizer or s.model:
+            path = s.tokenizer or s.model
+            try:
+                tok = LongformerTokenizerFast.from_pretrained(path)
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"{e} Pass --tokenizer with the checkpoint's tokenizer folder.") from None
+            return tok, f"the tokenizer of {path} ({len(tok)} tokens)"
+        tok = LongformerTokenizerFast.train_new_from_iterator(train_texts, vocab_size=s.vocab_size)
+        return tok, (f"byte-level BPE, {len(tok)} tokens, trained on the {len(train_texts)} training documents "
+                     "only")
+
+    # --------------------------------------------------------------------------------------------- model
+    def _new_model(self, tok):
+        import keras
+
+        import tf_longformer as T
+
+        s, names = self.s, self.corpus.label_names
+        id2label = dict(enumerate(names))
+        label2id = {v: k for k, v in id2label.items()}
+        keras.utils.set_random_seed(s.seed)
+        if s.model:
+            config = T.LongformerConfig.from_pretrained(s.model)
+            if s.max_length > config.max_sequence_length:
+                raise ValueError(f"--max-length {s.max_length} is longer than the checkpoint's limit "
+                                 f"({config.max_sequence_length} tokens).")
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*newly initialised.*")
+                return T.TFLongformerForSequenceClassification.from_pretrained(
+                    s.model, id2label=id2label, label2id=label2id, num_labels=len(names), problem_type=None)
+        config = T.LongformerConfig(
+            vocab_size=len(tok), hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
+            num_attention_heads=s.num_heads, intermediate_size=s.intermediate_size,
+            attention_window=s.attention_window, max_position_embeddings=s.max_length + 2, type_vocab_size=1,
+            layer_norm_eps=1e-5, hidden_dropout_prob=s.dropout, attention_probs_dropout_prob=s.dropout,
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            sep_token_id=tok.sep_token_id, id2label=id2label, label2id=label2id,
+        )
+        model = T.TFLongformerForSequenceClassification(config)
+        model.build()
+        return model
+
+    def _fit(self, model, train_seqs, y_train, test_seqs, y_test, pad_id, tag):
+        import keras
+
+        s = self.s
+        wrapped = _logits_model(model)
+        steps = math.ceil(len(train_seqs) / s.batch_size) * s.epochs
+        warmup = max(1, int(s.warmup_fraction * steps))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0, decay_steps=max(1, steps - warmup), alpha=0.0, warmup_target=s.learning_rate,
+            warmup_steps=warmup)
+        ema = {"use_ema": True, "ema_momentum": s.ema} if s.ema else {}
+        wrapped.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=s.weight_decay, clipnorm=1.0, **ema),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        train_ds = _dataset(train_seqs, y_train, s.batch_size, pad_id, shuffle_seed=s.seed)
+        test_ds = _dataset(test_seqs, y_test, s.batch_size, pad_id)
+        _say(f"      model.fit: {s.epochs} epochs x {math.ceil(len(train_seqs) / s.batch_size)} steps of "
+             f"{s.batch_size} documents, {tag}; held-out accuracy after each epoch")
+        start = time.perf_counter()
+        history = wrapped.fit(train_ds, validation_data=test_ds, epochs=s.epochs, shuffle=False,
+                              verbose=1 if sys.stdout.isatty() else 2)
+        took = time.perf_counter() - start
+        return wrapped, {k: [float(v) for v in vals] for k, vals in history.history.items()}, took
+
+    def _predict(self, wrapped, seqs, batch_size, pad_id):
+        """Logits of `wrapped` on `seqs`, through one `tf.function` trace that serves every length."""
+        import tensorflow as tf
+
+        fn = self._predictors.get(id(wrapped))
+        if fn is None:
+            spec = tf.TensorSpec([None, None], tf.int32)
+            fn = tf.function(lambda ids, mask: wrapped({"input_ids": ids, "attention_mask": mask}, training=False),
+                             input_signature=[spec, spec])
+            self._predictors[id(wrapped)] = fn
+        out = []
+        for x, _ in _dataset(seqs, [0] * len(seqs), batch_size, pad_id):
+            out.append(fn(x["input_ids"], x["attention_mask"]).numpy())
+        return np.concatenate(out)
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self) -> dict:
+        import tensorflow as tf
+
+        t0 = time.perf_counter()
+        s, c = self.s, self.corpus
+        os.makedirs(s.output, exist_ok=True)
+        label_id = {n: i for i, n in enumerate(c.label_names)}
+        y = np.array([label_id[x] for x in c.labels])
+        test = split_corpus(c, s.eval_fraction, s.seed)
+        train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
+        n_classes = len(c.label_names)
+        _say(f"tf-longformer train: {c.description}")
+        _say(f"  labels: {', '.join(f'{n} ({int((y == i).sum())})' for i, n in enumerate(c.label_names))}")
+        _say(f"  split: {len(train_idx)} training / {len(test_idx)} held-out documents. {c.split_note}".rstrip())
+        rep = self.report
+        rep.update(corpus=c.name, description=c.description, labels=c.label_names, split_note=c.split_note,
+                   n_train=int(len(train_idx)), n_test=int(len(test_idx)), settings=dataclasses.asdict(s))
+        rep["machine"] = {"cpu_count": os.cpu_count(),
+                          "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                          "tensorflow": tf.__version__}
+
+        # 1. tokenizer
+        step = time.perf_counter()
+        tok, how = self._tokenizer([c.texts[i] for i in train_idx])
+        full = tok(c.texts)["input_ids"]
+        lengths = np.array([len(x) for x in full])
+        _say(f"[1/6] tokenizer: {how} ({_fmt_time(time.perf_counter() - step)})")
+        _say(f"      documents: median {int(np.median(lengths))} tokens, {100 * np.mean(lengths > s.max_length):.0f}% "
+             f"longer than {s.max_length} (the model reads the first {s.max_length})")
+        rep["tokens"] = {"median": int(np.median(lengths)), "min": int(lengths.min()), "max": int(lengths.max()),
+                         "share_longer_than_max_length": float(np.mean(lengths > s.max_length))}
+        pad, eos = tok.pad_token_id, tok.eos_token_id
+        seqs = [truncate(x, s.max_length, eos) for x in full]
+
+        # 2. the long model
+        model = self._new_model(tok)
+        n_params = int(sum(np.prod(v.shape) for v in model.weights))
+        cfg = model.config
+        arch = (f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, {cfg.num_attention_heads} heads, "
+                f"window {cfg.attention_windows[0]}, {n_params / 1e6:.2f}M parameters")
+        _say(f"[2/6] Longformer {'from ' + s.model if s.model else 'from scratch'}: {arch}")
+        rep["model"] = {"architecture": arch, "parameters": n_params, "from": s.model or "scratch"}
+        train_seqs = [seqs[i] for i in train_idx]
+        test_seqs = [seqs[i] for i in test_idx]
+        wrapped, hist, took = self._fit(model, train_seqs, y[train_idx], test_seqs, y[test_idx], pad,
+                                        f"up to {s.max_length} tokens each")
+        rep["long_model"] = {"history": hist, "fit_seconds": round(took, 1)}
+        _say(f"      trained in {_fmt_time(took)}")
+
+        # 3. the short model
+        short = None
+        if s.baseline_length:
+            _say(f"[3/6] the same model trained on the first {s.baseline_length} tokens only (baseline)")
+            short_model = self._new_model(tok)
+            short_seqs = [truncate(x, s.baseline_length, eos) for x in full]
+            short, hist_s, took_s = self._fit(short_model, [short_seqs[i] for i in train_idx], y[train_idx],
+                                              [short_seqs[i] for i in test_idx], y[test_idx], pad,
+                                              f"{s.baseline_length} tokens each")
+            rep["short_model"] = {"history": hist_s, "fit_seconds": round(took_s, 1)}
+            _say(f"      trained in {_fmt_time(took_s)}")
+        else:
+            _say("[3/6] no short-model baseline (--baseline-length 0)")
+
+        # 4. evaluation
+        step = time.perf_counter()
+        _say(f"[4/6] evaluation on the {len(test_idx)} held-out documents")
+        majority = int(np.bincount(y[train_idx], minlength=n_classes).argmax())
+        acc = {"majority_class": float(np.mean(y[test_idx] == majority)),
+               "majority_label": c.label_names[majority]}
+        read_lengths = sorted({n for n in s.eval_lengths if n < s.max_length} | {s.max_length})
+        curves: dict[str, dict[int, float]] = {"long_model": {}, "short_model": {}}
+        preds = {}
+        for n in read_lengths:
+            cut = [truncate(full[i], n, eos) for i in test_idx]
+            logits = self._predict(wrapped, cut, s.batch_size, pad)
+            curves["long_model"][n] = float(np.mean(logits.argmax(-1) == y[test_idx]))
+            if n == s.max_length:
+                preds["long_model"] = logits
+            if short is not None and n <= s.max_length:
+                logits_s = self._predict(short, cut, s.batch_size, pad)
+                curves["short_model"][n] = float(np.mean(logits_s.argmax(-1) == y[test_idx]))
+                if n == s.baseline_length:
+                    preds["short_model"] = logits_s
+        if short is not None and "short_model" not in preds:
+            cut = [truncate(full[i], s.baseline_length, eos) for i in test_idx]
+            preds["short_model"] = self._predict(short, cut, s.batch_size, pad)
+        acc["long_model"] = float(np.mean(preds["long_model"].argmax(-1) == y[test_idx]))
+        if short is not None:
+            acc["short_model"] = float(np.mean(preds["short_model"].argmax(-1) == y[test_idx]))
+        rep["accuracy"] = acc
+        rep["accuracy_vs_tokens_read"] = {k: {str(n): v for n, v in d.items()} for k, d in curves.items() if d}
+        # by document length: terciles of the held-out documents' full token counts
+        test_len = lengths[test_idx]
+        edges = np.quantile(test_len, [0, 1 / 3, 2 / 3, 1]).astype(int)
+        buckets = []
+        for b in range(3):
+            lo, hi = edges[b], edges[b + 1]
+            sel = (test_len >= lo) & ((test_len < hi) if b < 2 else (test_len <= hi))
+            if not sel.any():
+                continue
+            row = {"tokens": [int(lo), int(hi)], "documents": int(sel.sum()),
+                   "majority_class": float(np.mean(y[test_idx][sel] == majority)),
+                   "long_model": float(np.mean(preds["long_model"].argmax(-1)[sel] == y[test_idx][sel]))}
+            if short is not None:
+                row["short_model"] = float(np.mean(preds["short_model"].argmax(-1)[sel] == y[test_idx][sel]))
+            buckets.append(row)
+        rep["accuracy_by_document_length"] = buckets
+        confusion = np.zeros((n_classes, n_classes), int)
+        for t, p in zip(y[test_idx], preds["long_model"].argmax(-1)):
+            confusion[t, p] += 1
+        rep["confusion_long_model"] = confusion.tolist()
+        _say(f"      ({_fmt_time(time.perf_counter() - step)})")
+
+        # 5. checkpoint + export + reload + query
+        step = time.perf_counter()
+        ckpt = os.path.join(s.output, "checkpoint")
+        model.save_pretrained(ckpt)
+        tok.model_max_length = s.max_length
+        tok.save_pretrained(ckpt)
+        rep["checkpoint"] = ckpt
+        if s.export:
+            saved = export_classifier(model, os.path.join(s.output, "saved_model"))
+            tok.save_pretrained(os.path.join(saved, "assets", "tokenizer"))
+            served = tf.saved_model.load(saved).signatures["serving_default"]
+            k = min(4, len(test_idx))
+            batch = [seqs[i] for i in test_idx[:k]]
+            width = max(len(x) for x in batch)
+            ids = np.full((k, width), pad, np.int32)
+            mask = np.zeros((k, width), np.int32)
+            for r, x in enumerate(batch):
+                ids[r, :len(x)], mask[r, :len(x)] = x, 1
+            out = served(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))["logits"].numpy()
+            diff = float(np.abs(out - preds["long_model"][:k]).max())
+            probs = np.exp(out - out.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            queries = []
+            for r, i in enumerate(test_idx[:k]):
+                p = int(probs[r].argmax())
+                queries.append({"document": (c.titles or [str(j) for j in range(len(c.texts))])[i],
+                                "true": c.labels[i], "predicted": c.label_names[p],
+                                "probability": round(float(probs[r, p]), 3)})
+            rep["export"] = {"saved_model": saved, "signature": "serving_default(input_ids, attention_mask) -> logits",
+                             "max_abs_diff_vs_keras": diff, "queries": queries}
+            _say(f"[5/6] checkpoint: {ckpt}; SavedModel: {saved}, reloaded with tf.saved_model.load and queried "
+                 f"through serving_default on {k} held-out documents (largest difference from Keras: {diff:.1e}):")
+            for q in queries:
+                _say(f"        {q['document']:<28s} true {q['true']:<12s} predicted {q['predicted']:<12s} "
+                     f"p={q['probability']:.2f}")
+        else:
+            _say(f"[5/6] checkpoint: {ckpt} (export skipped: --no-export)")
+        _say(f"      ({_fmt_time(time.perf_counter() - step)})")
+
+        # 6. report
+        rep["seconds"] = round(time.perf_counter() - t0, 1)
+        rep["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        path_json = os.path.join(s.output, "report.json")
+        atomic_write_bytes(path_json, (json.dumps(rep, indent=2) + "\n").encode())
+        path_png = os.path.join(s.output, "report.png")
+        plotted = write_plot(rep, path_png)
+        _say(f"[6/6] report: {path_json}" + (f", {path_png}" if plotted else " (no plot: matplotlib is not "
+                                                                            "installed)"))
+        self.print_summary()
+        return rep
+
+    def print_summary(self) -> None:
+        rep, s = self.report, self.s
+        acc = rep["accuracy"]
+        _say("")
+        _say(f"Held-out accuracy ({rep['n_test']} documents{'; ' + rep['split_note'] if rep['split_note'] else ''}):")
+        _say(f"  majority class ({acc['majority_label']}){'':<14s} {100 * acc['majority_class']:5.1f}%")
+        if "short_model" in acc:
+            _say(f"  Longformer, first {s.baseline_length:>5d} tokens{'':<9s} {100 * acc['short_model']:5.1f}%")
+        _say(f"  Longformer, first {s.max_length:>5d} tokens{'':<9s} {100 * acc['long_model']:5.1f}%")
+        curve = rep["accuracy_vs_tokens_read"]["long_model"]
+        _say("  long model reading only the first N tokens: "
+             + ", ".join(f"{n}: {100 * v:.0f}%" for n, v in curve.items()))
+        for b in rep["accuracy_by_document_length"]:
+            extra = f", short model {100 * b['short_model']:.0f}%" if "short_model" in b else ""
+            _say(f"  documents of {b['tokens'][0]}-{b['tokens'][1]} tokens ({b['documents']}): long model "
+                 f"{100 * b['long_model']:.0f}%{extra}")
+        load = rep["machine"]
+        _say(f"Total {_fmt_time(rep['seconds'])} on {load['cpu_count']} CPU cores (load average "
+             f"{load['load_average_at_start'][0]:.1f} at the start, {load['load_average_at_end'][0]:.1f} at the end).")
+
+
+# --------------------------------------------------------------------------------------------------- plot
+def write_plot(rep: dict, path: str) -> bool:
+    """Training curves, accuracy against tokens read and against document length, as one PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    acc = rep["accuracy"]
+    s = rep["settings"]
+    long_c, short_c, major = "#1f5fa8", "#d9822b", "#7f7f7f"
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; held out: {rep['n_test']} documents"
+                 + (f" ({rep['split_note']})" if rep["split_note"] else ""), fontsize=10)
+    ax = axes[0, 0]
+    for key, color, name in (("long_model", long_c, f"{s['max_length']} tokens"),
+                             ("short_model", short_c, f"{s['baseline_length']} tokens")):
+        if key in rep:
+            h = rep[key]["history"]
+            epochs = np.arange(1, len(h["loss"]) + 1)
+            ax.plot(epochs, h["loss"], "-o", color=color, label=f"training, {name}")
+            ax.plot(epochs, h["val_loss"], "--", color=color, label=f"held out, {name}")
+    ax.set(title="Loss (cross-entropy)", xlabel="epoch")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    for key, color, name in (("long_model", long_c, f"{s['max_length']} tokens"),
+                             ("short_model", short_c, f"{s['baseline_length']} tokens")):
+        if key in rep:
+            h = rep[key]["history"]
+            epochs = np.arange(1, len(h["accuracy"]) + 1)
+            ax.plot(epochs, h["accuracy"], "-o", color=color, label=f"training, {name}")
+            ax.plot(epochs, h["val_accuracy"], "--s", color=color, label=f"held out, {name}")
+    ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
+    ax.set(title="Accuracy during training", xlabel="epoch", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    for key, color, name in (("long_model", long_c, f"trained on {s['max_length']} tokens"),
+                             ("short_model", short_c, f"trained on {s['baseline_length']} tokens")):
+        curve = rep["accuracy_vs_tokens_read"].get(key)
+        if curve:
+            xs = [int(n) for n in curve]
+            ax.plot(xs, list(curve.values()), "-o", color=color, label=name)
+    ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
+    ax.set_xscale("log", base=2)
+    ax.set(title="Held-out accuracy vs tokens read per document", xlabel="tokens read (first N)",
+           ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    buckets = rep["accuracy_by_document_length"]
+    x = np.arange(len(buckets))
+    width = 0.27
+    ax.bar(x - width, [b["majority_class"] for b in buckets], width, color=major, label="majority class")
+    if "short_model" in acc:
+        ax.bar(x, [b["short_model"] for b in buckets], width, color=short_c,
+               label=f"first {s['baseline_length']} tokens")
+    ax.bar(x + width, [b["long_model"] for b in buckets], width, color=long_c, label=f"first {s['max_length']} tokens")
+    ax.set_xticks(x, [f"{b['tokens'][0]}-{b['tokens'][1]}\n({b['documents']} docs)" for b in buckets])
+    ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
