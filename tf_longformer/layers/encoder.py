@@ -16,6 +16,10 @@ class LongformerEncoderLayer(keras.layers.Layer):
     Call with `hidden_states (batch, length, hidden)` and the merged int mask (0 pad, 1 local, 2 global);
     any length works. With `return_attention_scores=True` also returns `(attentions, global_attentions)`.
 
+    `gradient_checkpointing=True` keeps only the layer's input for the backward pass and recomputes the rest
+    (`tf.recompute_grad`) when called with `training=True`: the same gradients, dropout masks included, in
+    far less memory, for about one more forward pass of compute.
+
     >>> import keras
     >>> x = keras.Input((None, 32)); m = keras.Input((None,), dtype="int32")
     >>> y = LongformerEncoderLayer(num_heads=4, intermediate_size=64, attention_window=4)(x, m)
@@ -33,10 +37,12 @@ class LongformerEncoderLayer(keras.layers.Layer):
         layer_norm_eps=1e-5,
         initializer_range=0.02,
         global_buckets=DEFAULT_GLOBAL_BUCKETS,
+        gradient_checkpointing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_heads = num_heads
+        self.gradient_checkpointing = bool(gradient_checkpointing)
         self.intermediate_size = intermediate_size
         self.attention_window = attention_window
         self.hidden_act = hidden_act
@@ -86,6 +92,26 @@ class LongformerEncoderLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False):
+        if self.gradient_checkpointing and training is True and not return_attention_scores:
+            return self._recomputed(hidden_states, attention_mask, head_mask, training)
+        return self._forward(hidden_states, attention_mask, head_mask, training, return_attention_scores)
+
+    def _recomputed(self, hidden_states, attention_mask, head_mask, training):
+        # The backward pass runs the layer again; its dropout must draw the same masks as the forward pass,
+        # so every random generator is rewound to the state it had before the forward pass.
+        generators = []
+        for layer in self._flatten_layers(include_self=True):
+            generators.extend(g for g in getattr(layer, "_seed_generators", ()) if g not in generators)
+        before = [tf.identity(g.state.value) for g in generators]
+
+        def forward(h):
+            for generator, state in zip(generators, before):
+                generator.state.assign(state)
+            return self._forward(h, attention_mask, head_mask, training, False)
+
+        return tf.recompute_grad(forward)(hidden_states)
+
+    def _forward(self, hidden_states, attention_mask, head_mask, training, return_attention_scores):
         attn = self.attention(
             hidden_states, attention_mask, head_mask=head_mask, training=training,
             return_attention_scores=return_attention_scores,
@@ -114,13 +140,18 @@ class LongformerEncoderLayer(keras.layers.Layer):
             layer_norm_eps=self.layer_norm_eps,
             initializer_range=self.initializer_range,
             global_buckets=list(self.global_buckets),
+            gradient_checkpointing=self.gradient_checkpointing,
         )
         return config
 
 
 @serializable
 class LongformerEncoder(keras.layers.Layer):
-    """A stack of `LongformerEncoderLayer`s with one window per layer (an int or a list)."""
+    """A stack of `LongformerEncoderLayer`s with one window per layer (an int or a list).
+
+    `gradient_checkpointing=True` recomputes each layer in the backward pass (see `LongformerEncoderLayer`);
+    it can also be switched later through the `gradient_checkpointing` attribute.
+    """
 
     def __init__(
         self,
@@ -134,6 +165,7 @@ class LongformerEncoder(keras.layers.Layer):
         layer_norm_eps=1e-5,
         initializer_range=0.02,
         global_buckets=DEFAULT_GLOBAL_BUCKETS,
+        gradient_checkpointing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -162,11 +194,21 @@ class LongformerEncoder(keras.layers.Layer):
                 layer_norm_eps=layer_norm_eps,
                 initializer_range=initializer_range,
                 global_buckets=global_buckets,
+                gradient_checkpointing=gradient_checkpointing,
                 dtype=self.dtype_policy,
                 name=f"layer_{i}",
             )
             for i, w in enumerate(windows)
         ]
+
+    @property
+    def gradient_checkpointing(self):
+        return all(layer.gradient_checkpointing for layer in self.layers)
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enabled):
+        for layer in self.layers:
+            layer.gradient_checkpointing = bool(enabled)
 
     def build(self, hidden_states_shape, attention_mask_shape=None):
         hidden_shape = hidden_states_shape
@@ -207,5 +249,6 @@ class LongformerEncoder(keras.layers.Layer):
             layer_norm_eps=self.layer_norm_eps,
             initializer_range=self.initializer_range,
             global_buckets=list(self.global_buckets),
+            gradient_checkpointing=self.gradient_checkpointing,
         )
         return config

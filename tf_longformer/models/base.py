@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_longformer import checkpoints, validation
+from tf_longformer import checkpoints, training, validation  # training: registers compile defaults for `.keras`
 from tf_longformer.config import LongformerConfig
 from tf_longformer.layers.attention import pad_axis
 from tf_longformer.layers.embeddings import LongformerEmbeddings, roberta_position_ids, sequential_position_ids
@@ -95,11 +95,15 @@ class TFLongformerPreTrainedModel(keras.Model):
             type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps, dropout=c.hidden_dropout_prob,
             initializer_range=c.initializer_range, dtype=self.dtype_policy, name="embeddings",
         )
+        checkpointing = getattr(c, "gradient_checkpointing", False)
+        if not isinstance(checkpointing, bool):
+            raise ValueError(f"`gradient_checkpointing` must be True or False, got {checkpointing!r}.")
         self.encoder = LongformerEncoder(
             num_layers=c.num_hidden_layers, num_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
             attention_window=c.attention_window, hidden_act=c.hidden_act, dropout=c.hidden_dropout_prob,
             attention_dropout=c.attention_probs_dropout_prob, layer_norm_eps=c.layer_norm_eps,
-            initializer_range=c.initializer_range, dtype=self.dtype_policy, name="encoder",
+            initializer_range=c.initializer_range, gradient_checkpointing=checkpointing, dtype=self.dtype_policy,
+            name="encoder",
         )
         self.pooler = (
             LongformerPooler(c.hidden_size, c.initializer_range, dtype=self.dtype_policy, name="pooler")
@@ -111,6 +115,8 @@ class TFLongformerPreTrainedModel(keras.Model):
 
     # ------------------------------------------------------------------------------------------ Keras plumbing
     def build(self, input_shape=None):
+        if self.built:  # Keras may build again from a saved build config (`.keras` loading)
+            return
         hidden = (None, None, self.config.hidden_size)
         self.embeddings.build()
         self.encoder.build(hidden)
@@ -137,6 +143,145 @@ class TFLongformerPreTrainedModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         return cls(LongformerConfig.from_dict(config.pop("config")), **config)
+
+    # -------------------------------------------------------------------------------------------- training
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, **kwargs):
+        """Keras `compile`; whatever is left as "auto" gets this head's default (see `tf_longformer.training`).
+
+        Defaults: `LongformerAdamW` (learning rate 3e-5), the head's own loss as a Keras loss (the same number
+        as the model's `loss` output) and its accuracy. Labels may come as `y` or inside the input dict (then
+        they are taken out and used as `y`). With `loss=None` the model's own `loss` output is trained on.
+        """
+        def is_auto(value):
+            return isinstance(value, str) and value == "auto"
+
+        auto_loss, auto_metrics = is_auto(loss), is_auto(metrics)
+        if is_auto(optimizer):
+            optimizer = training.default_optimizer()
+        if auto_loss:
+            loss = training.default_loss(self)
+            if loss_weights is None:
+                loss_weights = training.default_loss_weights(self)
+        if auto_metrics:
+            metrics = training.default_metrics(self)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
+        if loss is None:  # Keras keeps the previous compile's loss when given None
+            self._compile_loss = None
+            self.loss = None
+        # Saved compile configs keep "auto", so a loaded model resolves its defaults again.
+        saved = self._compile_config.config
+        if auto_loss:
+            saved["loss"] = "auto"
+            if saved.get("loss_weights") == training.default_loss_weights(self):
+                saved["loss_weights"] = None
+        if auto_metrics:
+            saved["metrics"] = "auto"
+
+    def compile_from_config(self, config):
+        # Keras skips `compile()` when loading a model whose `compile` is overridden; ours takes the same config.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _labels_in(self, x):
+        """The labels travelling inside the input dict, or None."""
+        if not isinstance(x, Mapping) or not self.label_names:
+            return None
+        found = {k: x[k] for k in self.label_names if x.get(k) is not None}
+        if not found:
+            return None
+        if len(self.label_names) == 1:
+            return found[self.label_names[0]]
+        if len(found) != len(self.label_names):
+            raise ValueError(f"Give all of {list(self.label_names)} in the inputs, or none; got only {list(found)}.")
+        return found
+
+    def _keras_targets(self, x, y, y_pred):
+        """`(y, predictions)` as Keras losses and metrics see them: `logits` (QA: a dict of start/end logits)."""
+        in_x = self._labels_in(x)
+        if y is not None and in_x is not None:
+            raise ValueError(f"Labels were given twice: as `y` and inside the inputs ({list(self.label_names)}). "
+                             "Give them one way.")
+        y = in_x if y is None else y
+        if not isinstance(y_pred, Mapping):
+            return y, y_pred
+        if "start_logits" in y_pred:
+            names = self.label_names
+            if y is not None and not isinstance(y, Mapping):
+                if isinstance(y, (list, tuple)) and len(y) == 2:
+                    y = dict(zip(names, y))
+                else:
+                    raise ValueError(f"Question answering takes `y` as a dict {list(names)} or a "
+                                     f"(start_positions, end_positions) pair, got {type(y).__name__}.")
+            if y is not None:
+                missing = [k for k in names if k not in y]
+                if missing:
+                    raise ValueError(f"`y` lacks {missing}; question answering needs {list(names)}.")
+                y = {k: y[k] for k in names}
+            return y, {names[0]: y_pred["start_logits"], names[1]: y_pred["end_logits"]}
+        return y, y_pred["logits"] if "logits" in y_pred else y_pred["last_hidden_state"]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self._compile_loss is None:
+            # `compile(loss=None)`: train on the model's own `loss` output (labels inside the inputs).
+            own = y_pred.get("loss") if isinstance(y_pred, Mapping) else None
+            if y is not None:
+                raise ValueError("Labels were given as `y` but `compile()` was given `loss=None`; give a Keras "
+                                 "loss, or leave `loss` to its default.")
+            if own is None:
+                raise ValueError(self._no_labels_message())
+            if sample_weight is not None:
+                raise ValueError("Sample weights need a Keras loss; leave `loss` to its default in `compile()`.")
+            loss = tf.cast(own, tf.float32)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:  # gradients are summed over replicas
+                loss = loss / replicas
+            for extra in self.losses:
+                loss = loss + tf.cast(self._aggregate_additional_loss(extra), tf.float32)
+            return loss
+        targets, predictions = self._keras_targets(x, y, y_pred)
+        if targets is None:
+            raise ValueError(self._no_labels_message())
+        return super().compute_loss(x, targets, predictions, sample_weight, training)
+
+    def _no_labels_message(self):
+        where = (f"inside the input dict ({list(self.label_names)}) or " if self.label_names
+                 else "(this model has no labels of its own) ")
+        return f"{type(self).__name__} has nothing to train on: give labels {where}as `y` with a Keras loss."
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        targets, predictions = self._keras_targets(x, y, y_pred)
+        if targets is None or self._compile_metrics is None:
+            return self.get_metrics_result()
+        return super().compute_metrics(x, targets, predictions, sample_weight=sample_weight)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, Keras (3.x, TF backend) gets example shapes by averaging a batch
+        # over the replicas ("MEAN"), which turns integer ids and labels into floats, so a classifier would
+        # take its integer labels for multi-label ones. One replica's batch has the right shapes and dtypes.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            data_batch = keras.tree.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues) else v,
+                next(it),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def gradient_checkpointing_enable(self, enabled=True):
+        """Recompute each layer's activations in the backward pass: far less memory for long inputs, ~1/3 more
+        compute. Also `LongformerConfig(gradient_checkpointing=True)`. Clears the cached `fit` functions."""
+        self.config.gradient_checkpointing = bool(enabled)
+        self.encoder.gradient_checkpointing = bool(enabled)
+        self.train_function = self.test_function = self.predict_function = None
+
+    def gradient_checkpointing_disable(self):
+        self.gradient_checkpointing_enable(False)
 
     # ------------------------------------------------------------------------------------------------ inputs
     def __call__(self, *args, **kwargs):

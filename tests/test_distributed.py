@@ -1,0 +1,110 @@
+"""`tf.distribute`: MirroredStrategy on two logical CPU devices and a two-process MultiWorkerMirroredStrategy
+cluster on loopback give the single-device training result.
+
+Each run is a fresh process (`tests/training_worker.py`): the logical device layout and TF_CONFIG must be set
+before TensorFlow starts. Every run starts from the same saved initial weights and trains 3 SGD steps on a
+global batch of 4 (rows with no global token, one and several; padding) with the default Keras loss, or with
+the model's own `loss` output (`compile(loss=None)`).
+
+Tolerance: 1e-5 absolute on every weight. A replica computes the mean loss of its half batch and the
+gradients are summed after scaling by 1/replicas, so the result equals the single-device mean up to float32
+summation order.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+WORKER = os.path.join(os.path.dirname(__file__), "training_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOLERANCE = 1e-5
+TIMEOUT = 180  # seconds per process; each run takes ~10-30 s on an idle two-core machine
+
+
+def env(**extra):
+    out = dict(os.environ)
+    out["PYTHONPATH"] = ROOT + os.pathsep + out.get("PYTHONPATH", "")
+    out["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    out.pop("TF_CONFIG", None)
+    out.update(extra)
+    return out
+
+
+def run_worker(opts, **extra_env):
+    proc = subprocess.run([sys.executable, WORKER, json.dumps(opts)], env=env(**extra_env), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def load(path):
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def assert_same_training(got, want, tolerance=TOLERANCE):
+    weights = sorted(k for k in want if not k.startswith("extra|"))
+    assert weights == sorted(k for k in got if not k.startswith("extra|"))
+    assert any(k.startswith("optimizer|") for k in weights)
+    worst = max(float(np.max(np.abs(got[k] - want[k]))) if want[k].size else 0.0 for k in weights)
+    assert worst <= tolerance, f"largest difference from one device: {worst:.3g}"
+    np.testing.assert_allclose(got["extra|loss"], want["extra|loss"], atol=tolerance)
+
+
+@pytest.fixture(scope="module")
+def init_weights(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("init") / "init.weights.h5")
+    run_worker({"mode": "init", "out": path})
+    return path
+
+
+@pytest.mark.parametrize("own_loss", [False, True], ids=["keras_loss", "own_loss"])
+def test_mirrored_strategy_two_devices_equals_one(init_weights, tmp_path, own_loss):
+    opts = {"mode": "mirrored", "init": init_weights, "own_loss": own_loss,
+            "out": str(tmp_path / "mirrored.npz"), "out_single": str(tmp_path / "single.npz")}
+    run_worker(opts)
+    mirrored, single = load(opts["out"]), load(opts["out_single"])
+    assert int(mirrored["extra|replicas"]) == 2
+    assert float(single["extra|moved"]) > 1e-2  # the runs really trained
+    assert_same_training(mirrored, single)
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_strategy_two_processes_equals_one(init_weights, tmp_path):
+    single_opts = {"mode": "single", "init": init_weights, "out": str(tmp_path / "single.npz")}
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        opts = {"mode": "multiworker", "init": init_weights, "out": str(tmp_path / f"worker{index}.npz")}
+        procs.append(subprocess.Popen([sys.executable, WORKER, json.dumps(opts)], env=env(TF_CONFIG=json.dumps(tf_config)),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        run_worker(single_opts)
+        for proc in procs:
+            _, err = proc.communicate(timeout=TIMEOUT)
+            assert proc.returncode == 0, err[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    single = load(single_opts["out"])
+    for index in range(2):
+        result = load(str(tmp_path / f"worker{index}.npz"))
+        assert int(result["extra|replicas"]) == 2 and int(result["extra|index"]) == index
+        assert_same_training(result, single)
