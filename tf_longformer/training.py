@@ -209,7 +209,9 @@ class TaskAccuracy(keras.metrics.Mean):
             sw = tf.cast(sample_weight, tf.float32)
             sw = tf.reshape(sw, tf.concat([tf.shape(sw), tf.ones([weights.shape.rank - sw.shape.rank], tf.int32)], 0))
             weights = weights * sw
-        return super().update_state(tf.cast(correct, tf.float32), sample_weight=weights)
+        # Flat, so that every label counts once (Keras' Mean would first average each example's labels).
+        return super().update_state(tf.reshape(tf.cast(correct, tf.float32), [-1]),
+                                    sample_weight=tf.reshape(weights, [-1]))
 
     def get_config(self):
         config = super().get_config()

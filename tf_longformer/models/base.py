@@ -241,8 +241,16 @@ class TFLongformerPreTrainedModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         targets, predictions = self._keras_targets(x, y, y_pred)
         if targets is None or self._compile_metrics is None:
-            return self.get_metrics_result()
-        return super().compute_metrics(x, targets, predictions, sample_weight=sample_weight)
+            logs = self.get_metrics_result()
+        else:
+            logs = super().compute_metrics(x, targets, predictions, sample_weight=sample_weight)
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+            # Keras 3 averages a multi-worker step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails
+            # on scalars (tensorflow/tensorflow#72388); shape [1] reduces to the same scalar.
+            logs = keras.tree.map_structure(lambda v: tf.reshape(v, [1]), logs)
+        return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy, Keras (3.x, TF backend) gets example shapes by averaging a batch
@@ -262,8 +270,9 @@ class TFLongformerPreTrainedModel(keras.Model):
             self._symbolic_build(data_batch=data_batch)
 
     def gradient_checkpointing_enable(self, enabled=True):
-        """Recompute each layer's activations in the backward pass: far less memory for long inputs, ~1/3 more
-        compute. Also `LongformerConfig(gradient_checkpointing=True)`. Clears the cached `fit` functions."""
+        """Recompute each layer's activations in the backward pass: far less memory for long inputs, for about
+        one more forward pass of compute. Also `LongformerConfig(gradient_checkpointing=True)`. Clears the
+        cached `fit` / `evaluate` / `predict` functions so the next call traces the new setting."""
         self.config.gradient_checkpointing = bool(enabled)
         self.encoder.gradient_checkpointing = bool(enabled)
         self.train_function = self.test_function = self.predict_function = None
