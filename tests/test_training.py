@@ -83,6 +83,7 @@ def test_compile_defaults():
     assert not any(p.endswith(("/bias", "/gamma", "/beta")) for p in decayed)
     assert any(p.endswith("/kernel") for p in decayed)
     assert isinstance(model._compile_loss._user_loss, training.SparseCrossentropy)
+    assert model.jit_compile is False  # opt-in until XLA stops recompiling the training step per batch
     # Explicit arguments still win.
     model.compile(optimizer="sgd", loss="mse", metrics=[])
     assert isinstance(model.optimizer, keras.optimizers.SGD) and model._compile_loss._user_loss == "mse"
@@ -265,7 +266,8 @@ def test_one_trace_serves_every_length_and_xla_matches_eager(rng):
         x = {k: tf.constant(v, tf.int32) for k, v in x.items()}
         eager = model(x).logits.numpy()
         np.testing.assert_allclose(graph(x).numpy(), eager, atol=1e-5)
-        np.testing.assert_allclose(xla(x).numpy(), eager, atol=1e-5)
+        if length > 5:  # XLA compiles once per shape: two shapes (one global token; many) keep the test short
+            np.testing.assert_allclose(xla(x).numpy(), eager, atol=1e-5)
     assert graph.experimental_get_tracing_count() == 1
     assert xla.experimental_get_tracing_count() == 1
 
@@ -332,7 +334,8 @@ def test_loss_falls_on_a_task_only_global_attention_can_solve():
 
 
 # ---------------------------------------------------------------------------------------- mixed precision
-@pytest.mark.parametrize("policy, atol", [("mixed_float16", 5e-3), ("mixed_bfloat16", 4e-2)])
+# Measured on random tiny models (logits up to ~0.24): float16 within 2.3e-4 of float32, bfloat16 within 1.3e-3.
+@pytest.mark.parametrize("policy, atol", [("mixed_float16", 1e-3), ("mixed_bfloat16", 5e-3)])
 def test_mixed_precision_infers_and_trains(policy, atol, rng):
     config = small_config()
     full = T.TFLongformerForTokenClassification(config)

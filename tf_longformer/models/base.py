@@ -133,12 +133,15 @@ class TFLongformerPreTrainedModel(keras.Model):
         return cls(LongformerConfig.from_dict(config.pop("config")), **config)
 
     # -------------------------------------------------------------------------------------------- training
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, **kwargs):
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, jit_compile=False,
+                **kwargs):
         """Keras `compile`; whatever is left as "auto" gets this head's default (see `tf_longformer.training`).
 
         Defaults: `LongformerAdamW` (learning rate 3e-5), the head's own loss as a Keras loss (the same number
         as the model's `loss` output) and its accuracy. Labels may come as `y` or inside the input dict (then
         they are taken out and used as `y`). With `loss=None` the model's own `loss` output is trained on.
+        `jit_compile` defaults to False (Keras' "auto" would pick XLA on a GPU), because XLA currently
+        recompiles the training step for every batch (see the README, "Training"); pass True to use it.
         """
         def is_auto(value):
             return isinstance(value, str) and value == "auto"
@@ -152,7 +155,8 @@ class TFLongformerPreTrainedModel(keras.Model):
                 loss_weights = training.default_loss_weights(self)
         if auto_metrics:
             metrics = training.default_metrics(self)
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        jit_compile=jit_compile, **kwargs)
         if loss is None:  # Keras keeps the previous compile's loss when given None
             self._compile_loss = None
             self.loss = None
