@@ -91,7 +91,8 @@ def test_multi_worker_mirrored_strategy_two_processes_equals_one(runs, tmp_path)
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         opts = {"mode": "multiworker", "init": runs["init"], "out": str(tmp_path / f"worker{index}.npz")}
-        procs.append(subprocess.Popen([sys.executable, WORKER, json.dumps(opts)], env=env(TF_CONFIG=json.dumps(tf_config)),
+        procs.append(subprocess.Popen([sys.executable, WORKER, json.dumps(opts)],
+                                      env=env(TF_CONFIG=json.dumps(tf_config)),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         for proc in procs:
