@@ -57,18 +57,19 @@ def assert_same_training(got, want, tolerance=TOLERANCE):
 
 
 @pytest.fixture(scope="module")
-def init_weights(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("init") / "init.weights.h5")
-    run_worker({"mode": "init", "out": path})
-    return path
+def runs(tmp_path_factory):
+    """The initial weights, then one device and two mirrored replicas trained from them (one process)."""
+    d = tmp_path_factory.mktemp("distributed")
+    paths = {name: str(d / f"{name}.npz") for name in ("single", "mirrored", "mirrored_own_loss")}
+    paths["init"] = str(d / "init.weights.h5")  # written by the first run
+    run_worker({"mode": "mirrored", "init": paths["init"], "out": paths["mirrored"],
+                "out_own_loss": paths["mirrored_own_loss"], "out_single": paths["single"]})
+    return paths
 
 
-@pytest.mark.parametrize("own_loss", [False, True], ids=["keras_loss", "own_loss"])
-def test_mirrored_strategy_two_devices_equals_one(init_weights, tmp_path, own_loss):
-    opts = {"mode": "mirrored", "init": init_weights, "own_loss": own_loss,
-            "out": str(tmp_path / "mirrored.npz"), "out_single": str(tmp_path / "single.npz")}
-    run_worker(opts)
-    mirrored, single = load(opts["out"]), load(opts["out_single"])
+@pytest.mark.parametrize("result", ["mirrored", "mirrored_own_loss"])
+def test_mirrored_strategy_two_devices_equals_one(runs, result):
+    mirrored, single = load(runs[result]), load(runs["single"])
     assert int(mirrored["extra|replicas"]) == 2
     assert float(single["extra|moved"]) > 1e-2  # the runs really trained
     assert_same_training(mirrored, single)
@@ -84,17 +85,16 @@ def free_ports(n):
     return ports
 
 
-def test_multi_worker_mirrored_strategy_two_processes_equals_one(init_weights, tmp_path):
-    single_opts = {"mode": "single", "init": init_weights, "out": str(tmp_path / "single.npz")}
+def test_multi_worker_mirrored_strategy_two_processes_equals_one(runs, tmp_path):
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        opts = {"mode": "multiworker", "init": init_weights, "out": str(tmp_path / f"worker{index}.npz")}
-        procs.append(subprocess.Popen([sys.executable, WORKER, json.dumps(opts)], env=env(TF_CONFIG=json.dumps(tf_config)),
+        opts = {"mode": "multiworker", "init": runs["init"], "out": str(tmp_path / f"worker{index}.npz")}
+        procs.append(subprocess.Popen([sys.executable, WORKER, json.dumps(opts)],
+                                      env=env(TF_CONFIG=json.dumps(tf_config)),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
-        run_worker(single_opts)
         for proc in procs:
             _, err = proc.communicate(timeout=TIMEOUT)
             assert proc.returncode == 0, err[-3000:]
@@ -103,7 +103,7 @@ def test_multi_worker_mirrored_strategy_two_processes_equals_one(init_weights, t
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    single = load(single_opts["out"])
+    single = load(runs["single"])
     for index in range(2):
         result = load(str(tmp_path / f"worker{index}.npz"))
         assert int(result["extra|replicas"]) == 2 and int(result["extra|index"]) == index

@@ -33,17 +33,21 @@ def assert_identical(got, want):
 
 
 class Background:
-    """An uninterrupted run, started once and shared; `result()` waits for it."""
+    """A worker run started at once; `wait()` returns its exit code, `result()` its weights."""
 
-    def __init__(self, directory):
-        self.opts = {"mode": "resumable", "backup_dir": str(directory / "backup"), "out": str(directory / "out.npz")}
+    def __init__(self, directory, **options):
+        self.opts = {"mode": "resumable", "backup_dir": str(directory / "backup"), "out": str(directory / "out.npz"),
+                     "marker": str(directory / "marker"), **options}
         self.proc = start(self.opts)
         self.err = None
 
-    def result(self):
+    def wait(self):
         if self.err is None:
             _, self.err = self.proc.communicate(timeout=TIMEOUT)
-        assert self.proc.returncode == 0, self.err[-3000:]
+        return self.proc.returncode
+
+    def result(self):
+        assert self.wait() == 0, self.err[-3000:]
         return load(self.opts["out"])
 
     def stop(self):
@@ -53,53 +57,55 @@ class Background:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    run = Background(tmp_path_factory.mktemp("uninterrupted"))
-    yield run
-    run.stop()
+def runs(tmp_path_factory):
+    """Three runs side by side: uninterrupted, one to be killed mid-epoch, one that crashes in a backup write."""
+    started = {
+        "uninterrupted": Background(tmp_path_factory.mktemp("uninterrupted")),
+        "victim": Background(tmp_path_factory.mktemp("victim"), pause_at=[1, 2]),
+        "crash": Background(tmp_path_factory.mktemp("crash"), crash_in_write=2),
+    }
+    yield started
+    for run in started.values():
+        run.stop()
 
 
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
-    opts = {"mode": "resumable", "backup_dir": str(tmp_path / "backup"), "out": str(tmp_path / "out.npz"),
-            "pause_at": [1, 2], "marker": str(tmp_path / "marker")}
-    victim = start(opts)  # runs alongside the uninterrupted run
+def resume(run):
+    opts = {k: v for k, v in run.opts.items() if k not in ("pause_at", "crash_in_write")}
+    run_worker(opts)
+    return load(opts["out"])
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(runs):
+    from tf_longformer.training import BackupAndRestore
+
+    victim = runs["victim"]
     deadline = time.time() + TIMEOUT
-    while not os.path.exists(opts["marker"]):
-        assert victim.poll() is None, victim.communicate()[1][-3000:]
+    while not os.path.exists(victim.opts["marker"]):
+        assert victim.proc.poll() is None, victim.proc.communicate()[1][-3000:]
         assert time.time() < deadline, "the run never reached the kill point"
         time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)  # in epoch 2 (index 1), after its third step
-    victim.communicate(timeout=TIMEOUT)
-    assert victim.returncode == -signal.SIGKILL
-    assert not os.path.exists(opts["out"])
-    backup = os.path.join(opts["backup_dir"], "latest.weights.h5")
-    from tf_longformer.training import BackupAndRestore
-
+    os.kill(victim.proc.pid, signal.SIGKILL)  # in the second epoch, after its third step
+    assert victim.wait() == -signal.SIGKILL
+    assert not os.path.exists(victim.opts["out"])
+    backup = os.path.join(victim.opts["backup_dir"], "latest.weights.h5")
     assert BackupAndRestore.read_metadata(backup)["epoch"] == 1  # the end of the first epoch
 
-    del opts["pause_at"]
-    run_worker(opts)  # resumes at epoch index 1
-    resumed, want = load(opts["out"]), uninterrupted.result()
+    resumed, want = resume(victim), runs["uninterrupted"].result()
     assert int(resumed["extra|epochs_run"]) == 2 and int(want["extra|epochs_run"]) == 3
     assert_identical(resumed, want)
-    assert not os.path.exists(opts["backup_dir"])  # deleted once training finished
+    assert not os.path.exists(victim.opts["backup_dir"])  # deleted once training finished
 
 
-def test_crash_while_writing_a_backup_keeps_the_previous_one(uninterrupted, tmp_path):
-    opts = {"mode": "resumable", "backup_dir": str(tmp_path / "backup"), "out": str(tmp_path / "out.npz"),
-            "crash_in_write": 2}
-    proc = start(opts)  # kills itself with half of epoch 2's backup written
-    proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == -signal.SIGKILL
-    names = sorted(os.listdir(opts["backup_dir"]))
-    assert "latest.weights.h5" in names and any(n.startswith("tmp-") for n in names)
+def test_crash_while_writing_a_backup_keeps_the_previous_one(runs):
     from tf_longformer.training import BackupAndRestore
 
-    latest = os.path.join(opts["backup_dir"], "latest.weights.h5")
+    crash = runs["crash"]
+    assert crash.wait() == -signal.SIGKILL  # killed itself with half of the second epoch's backup written
+    names = sorted(os.listdir(crash.opts["backup_dir"]))
+    assert "latest.weights.h5" in names and any(n.startswith("tmp-") for n in names)
+    latest = os.path.join(crash.opts["backup_dir"], "latest.weights.h5")
     assert BackupAndRestore.read_metadata(latest)["epoch"] == 1  # the last complete backup, readable
     with h5py.File(latest, "r") as f:
         assert len(f[BackupAndRestore.SEEDS_KEY]) > 0
 
-    del opts["crash_in_write"]
-    run_worker(opts)
-    assert_identical(load(opts["out"]), uninterrupted.result())
+    assert_identical(resume(crash), runs["uninterrupted"].result())

@@ -83,6 +83,7 @@ def test_compile_defaults():
     assert not any(p.endswith(("/bias", "/gamma", "/beta")) for p in decayed)
     assert any(p.endswith("/kernel") for p in decayed)
     assert isinstance(model._compile_loss._user_loss, training.SparseCrossentropy)
+    assert model.jit_compile is False  # opt-in until XLA stops recompiling the training step per batch
     # Explicit arguments still win.
     model.compile(optimizer="sgd", loss="mse", metrics=[])
     assert isinstance(model.optimizer, keras.optimizers.SGD) and model._compile_loss._user_loss == "mse"
@@ -149,18 +150,23 @@ def test_sample_weights_and_ignored_labels(rng):
     cls = T.TFLongformerForTokenClassification
     x, labels = inputs_and_labels(cls, rng)
     model = cls(small_config())
-    model.compile(run_eagerly=True)
+    model.compile(weighted_metrics=[training.TaskAccuracy(name="weighted_accuracy")], run_eagerly=True)
     y = labels["labels"]
     weighted = model.evaluate(x, y, sample_weight=np.array([1.0, 1.0, 0.0, 0.0]), verbose=0, return_dict=True)
     first_two = model.evaluate({k: v[:2] for k, v in x.items()}, y[:2], verbose=0, return_dict=True)
-    assert weighted["loss"] == pytest.approx(first_two["loss"], abs=1e-6)
-    assert weighted["accuracy"] == pytest.approx(first_two["accuracy"], abs=1e-6)
+    unweighted = model.evaluate(x, y, verbose=0, return_dict=True)
+    # As with every Keras loss, the weighted terms are divided by the number of terms (here: counted tokens),
+    # whatever their weights. Keras gives sample weights to `weighted_metrics` only.
+    counted = (y != -100).sum(axis=1)
+    assert weighted["loss"] == pytest.approx(first_two["loss"] * counted[:2].sum() / counted.sum(), abs=1e-6)
+    assert weighted["weighted_accuracy"] == pytest.approx(first_two["accuracy"], abs=1e-6)
+    assert weighted["accuracy"] == pytest.approx(unweighted["accuracy"], abs=1e-6)
     # The reference's loss, by hand: mean cross-entropy over the counted tokens.
     logits = model(x).logits.numpy().astype(np.float64)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     counted = y != -100
     want = -np.mean(np.take_along_axis(logp, np.where(counted, y, 0)[..., None], -1)[..., 0][counted])
-    assert model.evaluate(x, y, verbose=0) == pytest.approx(want, abs=1e-5)
+    assert unweighted["loss"] == pytest.approx(want, abs=1e-5)
 
 
 def test_errors_name_the_problem(rng):
@@ -260,7 +266,8 @@ def test_one_trace_serves_every_length_and_xla_matches_eager(rng):
         x = {k: tf.constant(v, tf.int32) for k, v in x.items()}
         eager = model(x).logits.numpy()
         np.testing.assert_allclose(graph(x).numpy(), eager, atol=1e-5)
-        np.testing.assert_allclose(xla(x).numpy(), eager, atol=1e-5)
+        if length > 5:  # XLA compiles once per shape: two shapes (one global token; many) keep the test short
+            np.testing.assert_allclose(xla(x).numpy(), eager, atol=1e-5)
     assert graph.experimental_get_tracing_count() == 1
     assert xla.experimental_get_tracing_count() == 1
 
@@ -287,6 +294,18 @@ def test_predict_on_variable_length_batches_matches_eager(rng):
 
 
 # --------------------------------------------------------------------------------------- long-range task
+class LossPerStep(keras.callbacks.Callback):
+    """The loss of each step (Keras logs a running mean over the epoch)."""
+
+    def on_train_begin(self, logs=None):
+        self.losses, self._total = [], 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])
+        self.losses.append(mean * (batch + 1) - self._total)
+        self._total = mean * (batch + 1)
+
+
 def test_loss_falls_on_a_task_only_global_attention_can_solve():
     """The label is one token 24 positions from `<s>`, far beyond its local reach (2 tokens: one layer,
     window 4); every other token is the same in every example. With global attention on `<s>` (the
@@ -301,16 +320,22 @@ def test_loss_falls_on_a_task_only_global_attention_can_solve():
     keras.utils.set_random_seed(0)
     model = T.TFLongformerForSequenceClassification(small_config(num_labels=2))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    loss = model.fit({"input_ids": ids, "labels": y}, epochs=30, batch_size=16, verbose=0).history["loss"]
+    steps = 30  # one epoch of 30 steps over the same 16 examples (Keras' per-epoch overhead is larger)
+    history = LossPerStep()
+    model.fit({"input_ids": np.tile(ids, (steps, 1)), "labels": np.tile(y, steps)}, epochs=1, batch_size=n,
+              shuffle=False, verbose=0, callbacks=[history])
+    loss = history.losses
     assert loss[0] > 0.6 and loss[-1] < 0.05
     local_only = model({"input_ids": ids, "global_attention_mask": np.zeros_like(ids)}).logits.numpy()
     np.testing.assert_allclose(local_only, np.broadcast_to(local_only[:1], local_only.shape), atol=1e-5)
-    without = model.evaluate({"input_ids": ids, "global_attention_mask": np.zeros_like(ids)}, y, verbose=0)
-    assert without > np.log(2) - 1e-4
+    without = model.evaluate({"input_ids": ids, "global_attention_mask": np.zeros_like(ids)}, y, verbose=0,
+                             return_dict=True)
+    assert without["loss"] > np.log(2) - 1e-4
 
 
 # ---------------------------------------------------------------------------------------- mixed precision
-@pytest.mark.parametrize("policy, atol", [("mixed_float16", 5e-3), ("mixed_bfloat16", 4e-2)])
+# Measured on random tiny models (logits up to ~0.24): float16 within 2.3e-4 of float32, bfloat16 within 1.3e-3.
+@pytest.mark.parametrize("policy, atol", [("mixed_float16", 1e-3), ("mixed_bfloat16", 5e-3)])
 def test_mixed_precision_infers_and_trains(policy, atol, rng):
     config = small_config()
     full = T.TFLongformerForTokenClassification(config)

@@ -3,11 +3,12 @@
     python tests/training_worker.py '<json options>'
 
 Every run trains `TFLongformerForSequenceClassification` (tiny config) from the initial weights in
-`options["init"]` on a fixed dataset and writes its final weights (model and optimizer) to `options["out"]`
-as an `.npz`. Modes:
+`options["init"]` (written by the first run when missing) on a fixed dataset and writes its final weights
+(model and optimizer) to `options["out"]` as an `.npz`. Modes:
 
 - `single`: one device.
-- `mirrored`: `MirroredStrategy` over two logical CPU devices (also runs `single` in the same process first).
+- `mirrored`: `single`, then `MirroredStrategy` over two logical CPU devices with the default Keras loss
+  (`out`) and with the model's own loss (`out_own_loss`), in one process.
 - `multiworker`: one worker of a `MultiWorkerMirroredStrategy` cluster described by `TF_CONFIG`.
 - `resumable`: one device with `tf_longformer.training.BackupAndRestore`; `pause_at=[epoch, batch]` writes
   `marker` and then waits (for the test's SIGKILL); `crash_in_write=epoch` SIGKILLs itself in the middle of
@@ -71,6 +72,8 @@ def build(opts, dropout=0.0):
 
     model = T.TFLongformerForSequenceClassification(make_config(dropout))
     model.build()
+    if opts.get("init") and not os.path.exists(opts["init"]):
+        model.save_weights(opts["init"])  # the first run fixes the initial weights for the others
     if opts.get("init"):
         model.load_weights(opts["init"])
     model._start_weights = [w.copy() for w in model.get_weights()]
@@ -110,10 +113,11 @@ def main(opts):
         save_result(single, opts["out_single"], loss=single_loss)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         assert strategy.num_replicas_in_sync == 2
-        with strategy.scope():
-            model = build(opts)
-        history = model.fit(dataset(make_data()), epochs=opts.get("epochs", 1), verbose=0)
-        save_result(model, opts["out"], loss=history.history["loss"], replicas=strategy.num_replicas_in_sync)
+        for own_loss, out in ((False, opts["out"]), (True, opts["out_own_loss"])):
+            with strategy.scope():
+                model = build({**opts, "own_loss": own_loss})
+            history = model.fit(dataset(make_data()), epochs=opts.get("epochs", 1), verbose=0)
+            save_result(model, out, loss=history.history["loss"], replicas=strategy.num_replicas_in_sync)
     elif mode == "single":
         model, loss = run_single(opts)
         save_result(model, opts["out"], loss=loss)
@@ -127,15 +131,6 @@ def main(opts):
                     index=task["index"])
     elif mode == "resumable":
         run_resumable(opts)
-    elif mode == "init":
-        import keras
-
-        import tf_longformer as T
-
-        keras.utils.set_random_seed(opts.get("seed", 0))
-        model = T.TFLongformerForSequenceClassification(make_config())
-        model.build()
-        model.save_weights(opts["out"])
     else:
         raise ValueError(f"unknown mode {mode!r}")
 

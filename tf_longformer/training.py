@@ -1,18 +1,17 @@
 """Training pieces: the compile defaults, the task losses and metrics, and a crash-safe BackupAndRestore.
 
-How `fit` finds the loss (see `TFLongformerPreTrainedModel.compute_loss`):
+How `fit` / `evaluate` find the loss (`TFLongformerPreTrainedModel.compute_loss`):
 
-- Labels inside the input dict, no `y` (Hugging Face style): the model computes its own `loss` output and
-  training uses it, unless `compile()` was given an explicit loss, in which case the labels are taken out of
-  the dict and used as `y` with that loss.
-- Labels as `y`: a Keras loss on the model's predictions. Keras sees one tensor per label: `logits` for
-  every head (the bare `TFLongformerModel`: `last_hidden_state`); for question answering
-  `{"start_positions": start_logits, "end_positions": end_logits}`, matched to `y` given as that dict or as a
-  `(start_positions, end_positions)` tuple.
+- Labels as `y`, or inside the input dict under the reference's names (`labels`; `start_positions` and
+  `end_positions` for question answering), which are then used as `y`: the compiled Keras loss on the
+  model's predictions. Keras sees one tensor per label: `logits` for every head (the bare `TFLongformerModel`:
+  `last_hidden_state`); for question answering `{"start_positions": start_logits, "end_positions":
+  end_logits}`, matched to `y` given as that dict or as a `(start_positions, end_positions)` pair.
+- `compile(loss=None)` and labels inside the inputs: the model's own `loss` output.
 
 `compile()` with no arguments gives `LongformerAdamW` (learning rate 3e-5, weight decay 0.01 except on biases
-and LayerNorm, gradients clipped to a global norm of 1) and each head's own loss and accuracy, which give the
-same numbers as the model's `loss` output.
+and LayerNorm, gradients clipped to a global norm of 1.0) and each head's loss and accuracy as Keras
+objects; the loss gives the same number as the model's own `loss` output (tested for every head).
 """
 
 from __future__ import annotations
@@ -97,7 +96,8 @@ class SparseCrossentropy(keras.losses.Loss):
 
     Labels equal to `ignore_index` (-100, as in the reference) do not count. With `span=True` (question
     answering) labels are positions: clipped to `[0, length]`, and `length` (an answer outside the sequence)
-    does not count. Sample weights multiply each example's (or token's) term.
+    does not count. Sample weights multiply each example's (or token's) term; as with every Keras loss, the
+    weighted terms are then divided by the number of counted terms, whatever their weights.
     """
 
     def __init__(self, ignore_index=IGNORE_INDEX, span=False, name="sparse_crossentropy",
@@ -209,7 +209,9 @@ class TaskAccuracy(keras.metrics.Mean):
             sw = tf.cast(sample_weight, tf.float32)
             sw = tf.reshape(sw, tf.concat([tf.shape(sw), tf.ones([weights.shape.rank - sw.shape.rank], tf.int32)], 0))
             weights = weights * sw
-        return super().update_state(tf.cast(correct, tf.float32), sample_weight=weights)
+        # Flat, so that every label counts once (Keras' Mean would first average each example's labels).
+        return super().update_state(tf.reshape(tf.cast(correct, tf.float32), [-1]),
+                                    sample_weight=tf.reshape(weights, [-1]))
 
     def get_config(self):
         config = super().get_config()

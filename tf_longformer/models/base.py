@@ -145,12 +145,15 @@ class TFLongformerPreTrainedModel(keras.Model):
         return cls(LongformerConfig.from_dict(config.pop("config")), **config)
 
     # -------------------------------------------------------------------------------------------- training
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, **kwargs):
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, jit_compile=False,
+                **kwargs):
         """Keras `compile`; whatever is left as "auto" gets this head's default (see `tf_longformer.training`).
 
         Defaults: `LongformerAdamW` (learning rate 3e-5), the head's own loss as a Keras loss (the same number
         as the model's `loss` output) and its accuracy. Labels may come as `y` or inside the input dict (then
         they are taken out and used as `y`). With `loss=None` the model's own `loss` output is trained on.
+        `jit_compile` defaults to False (Keras' "auto" would pick XLA on a GPU), because XLA currently
+        recompiles the training step for every batch (see the README, "Training"); pass True to use it.
         """
         def is_auto(value):
             return isinstance(value, str) and value == "auto"
@@ -164,7 +167,8 @@ class TFLongformerPreTrainedModel(keras.Model):
                 loss_weights = training.default_loss_weights(self)
         if auto_metrics:
             metrics = training.default_metrics(self)
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        jit_compile=jit_compile, **kwargs)
         if loss is None:  # Keras keeps the previous compile's loss when given None
             self._compile_loss = None
             self.loss = None
@@ -253,8 +257,16 @@ class TFLongformerPreTrainedModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         targets, predictions = self._keras_targets(x, y, y_pred)
         if targets is None or self._compile_metrics is None:
-            return self.get_metrics_result()
-        return super().compute_metrics(x, targets, predictions, sample_weight=sample_weight)
+            logs = self.get_metrics_result()
+        else:
+            logs = super().compute_metrics(x, targets, predictions, sample_weight=sample_weight)
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+            # Keras 3 averages a multi-worker step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails
+            # on scalars (tensorflow/tensorflow#72388); shape [1] reduces to the same scalar.
+            logs = keras.tree.map_structure(lambda v: tf.reshape(v, [1]), logs)
+        return logs
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy, Keras (3.x, TF backend) gets example shapes by averaging a batch
@@ -274,8 +286,9 @@ class TFLongformerPreTrainedModel(keras.Model):
             self._symbolic_build(data_batch=data_batch)
 
     def gradient_checkpointing_enable(self, enabled=True):
-        """Recompute each layer's activations in the backward pass: far less memory for long inputs, ~1/3 more
-        compute. Also `LongformerConfig(gradient_checkpointing=True)`. Clears the cached `fit` functions."""
+        """Recompute each layer's activations in the backward pass: far less memory for long inputs, for about
+        one more forward pass of compute. Also `LongformerConfig(gradient_checkpointing=True)`. Clears the
+        cached `fit` / `evaluate` / `predict` functions so the next call traces the new setting."""
         self.config.gradient_checkpointing = bool(enabled)
         self.encoder.gradient_checkpointing = bool(enabled)
         self.train_function = self.test_function = self.predict_function = None
