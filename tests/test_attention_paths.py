@@ -72,18 +72,28 @@ def test_every_global_bucket(path, n_global):
 
 @pytest.mark.parametrize("jit", [False, True])
 def test_graph_and_xla_with_unknown_length(jit):
-    """One trace with an unknown length picks dense or band at run time (tf.cond); XLA compiles both."""
+    """One trace with an unknown length (the blocked path) serves every length and global count, under XLA too,
+    and differentiates there."""
     rng = np.random.default_rng(7)
     layer = make_layer(rng, 4, 2, 4, dense_max_length=8, chunk_queries=4, global_buckets=(2,))
     layer(tf.zeros([1, 4, 8]), tf.ones([1, 4], tf.int32))
     spec = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None], tf.int32)]
     run = tf.function(lambda h, m: layer(h, m), input_signature=spec, jit_compile=jit)
+
+    @tf.function(input_signature=spec, jit_compile=jit)
+    def grad(h, m):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
+        return tape.gradient(loss, h)
+
     for length, n_global in ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7)):
         hidden = rng.normal(size=(2, length, 8)).astype(np.float32)
         mask = np.ones((2, length), np.int32)
         mask[0, :n_global] = 2
         mask[1, length - 3:] = 0
         check(layer, hidden, mask, run=run)
+        assert np.all(np.isfinite(grad(hidden, mask).numpy()))
 
 
 def test_band_and_dense_functions_agree_and_differentiate():

@@ -70,13 +70,16 @@ def global_slots(is_global, num_slots):
     """Positions of each row's global tokens, in order, in `num_slots` static slots.
 
     Returns `(index, slot_ok)`: `index` `(batch, num_slots)` int32 positions (arbitrary where the slot is
-    empty) and `slot_ok` `(batch, num_slots)` bool.
+    empty) and `slot_ok` `(batch, num_slots)` bool. `num_slots` may exceed the length (the extra slots are empty).
     """
     length = tf.shape(is_global)[1]
-    pos = tf.range(length)
+    # slots beyond the length stay empty: pad the row so top_k always has num_slots candidates
+    padded = tf.pad(is_global, [[0, 0], [0, tf.maximum(num_slots - length, 0)]])
+    pos = tf.range(tf.shape(padded)[1])
     # Global positions first (ascending), then the others (ascending): top_k of a strictly ordered key.
-    key = tf.where(is_global, pos, pos + length)
+    key = tf.where(padded, pos, pos + tf.shape(padded)[1])
     index = tf.math.top_k(-tf.cast(key, tf.float32), k=num_slots, sorted=True).indices
+    index = tf.minimum(index, length - 1)
     count = tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1)
     slot_ok = tf.range(num_slots)[None, :] < count[:, None]
     return index, slot_ok
@@ -190,6 +193,12 @@ def _windows(x, nblocks, block, s):
     return tf.concat([xb[i:i + nblocks] for i in range(2 * s + 1)], axis=1)
 
 
+def _rows(x, start, count):
+    """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
+    return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
+                    [count] + [-1] * (len(x.shape) - 1))
+
+
 def _stateless_dropout(p, rate, seed):
     keep = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=tf.float32) >= rate
     return tf.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
@@ -220,8 +229,39 @@ def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
     return tf.cast(out, dtype)
 
 
+def _band_all_blocks(q, k, v, mask, w, block, dropout_rate=0.0, seed=None):
+    """`banded_attention` as one batched product over every block (no loop): for graphs of unknown length.
+
+    It moves the whole score tensor through memory several times (slower on long inputs than the chunked
+    loop), but holds no loop, which XLA cannot differentiate inside the global buckets when shapes are unknown.
+    """
+    s = w // block
+    batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
+    n = tf.shape(q)[2] // block
+
+    def windows(x, axis):  # (..., (n + 2s) blocks, ...) -> (..., n, (2s+1) * block, ...) along `axis`
+        parts = []
+        for i in range(2 * s + 1):
+            index = [slice(None)] * len(x.shape)
+            index[axis] = slice(i, i - 2 * s if i < 2 * s else None)
+            parts.append(x[tuple(index)])
+        return tf.concat(parts, axis=axis + 1)
+
+    def key_blocks(x):
+        x = tf.pad(x, [[0, 0], [0, 0], [w, w], [0, 0]])
+        return windows(tf.reshape(x, [batch, heads, -1, block, dim]), 2)  # (b, h, n, keys, d)
+
+    qb = tf.reshape(q, [batch, heads, n, block, dim])
+    ok = tf.reshape(tf.pad(tf.equal(mask, 1), [[0, 0], [w, w]]), [batch, -1, block])
+    ok = windows(ok, 1)  # (b, n, keys)
+    scores = tf.cast(tf.matmul(qb, key_blocks(k), transpose_b=True), tf.float32)
+    scores = scores + band_bias(block, w) + tf.where(ok, 0.0, _NEG)[:, None, :, None, :]
+    out, lse = _softmax_parts(scores, key_blocks(v), dropout_rate, seed)
+    return (tf.reshape(out, [batch, heads, -1, dim]), tf.reshape(lse, [batch, heads, -1]))
+
+
 def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
-                     parallel_iterations=2):
+                     parallel_iterations=2, method="pieces"):
     """Attention of every query to the local keys of its band, heads in front, computed chunk by chunk.
 
     `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
@@ -233,20 +273,19 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
     Queries go in blocks of `block` (a divisor of `w`), each against its `2w + block` keys; `chunk // block`
     blocks of one (batch, head) are one loop step, so the scores of a step stay in the CPU cache.
     """
-    batch, length = tf.shape(q)[0], tf.shape(q)[2]
-    heads, dim = q.shape[1], q.shape[3]
+    batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
+    length = q.shape[2]
     block = block or (w // 2 if w % 2 == 0 else w)
     if w % block:
         raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
     s = w // block
-    static_len = tf.get_static_value(length)
-    nc = max(1, chunk // block)
-    if static_len is not None:
-        nc = max(1, min(nc, static_len // block))
+    if length is None:  # a loop's shapes must be static for XLA: unknown lengths take the loop-free form
+        return _band_all_blocks(q, k, v, mask, w, block, dropout_rate, seed)
+    nc = max(1, min(chunk // block, length // block))
     size = nc * block
-    # Pad to at least one chunk; the last chunk is moved back to end at the length (it overlaps the one
-    # before instead of running past the end), so no length pays for more than one chunk of padding.
-    full = tf.maximum(length, size)
+    # The last chunk is moved back to end at the length (it overlaps the one before instead of running past
+    # the end), so no length pays for a partial chunk.
+    full = max(length, size)
     num_chunks = (full + size - 1) // size
     starts = tf.minimum(tf.range(num_chunks) * size, full - size)
 
@@ -257,6 +296,48 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
     qf, kf, vf = flat(q, 0, 0), flat(k, w, w), flat(v, w, w)
     key_ok = tf.pad(tf.equal(mask, 1), [[0, 0], [w, w + full - length]])
     bias_band = band_bias(block, w)[None]  # (1, block, keys)
+
+    nb = (full + 2 * w) // block  # key blocks per (batch, head) row
+    kblocks = tf.reshape(kf, [-1, block, dim])  # dim-0 slices of these are views, not copies
+    vblocks = tf.reshape(vf, [-1, block, dim])
+    qblocks = tf.reshape(qf, [-1, block, dim])
+    okblocks = tf.reshape(key_ok, [-1, block])
+    r = tf.range(block)[:, None]
+    c = tf.range(block)[None, :]
+    tri_first = tf.where(c >= r, 0.0, _NEG)  # first key block: offsets -w.. (only keys at or after r)
+    tri_last = tf.where(c <= r, 0.0, _NEG)  # last key block
+
+    @_no_autograph
+    def step_pieces(i):
+        bh, g = i // num_chunks, i % num_chunks
+        row, first = bh // heads, starts[g] // block
+        qc = _rows(qblocks, bh * (full // block) + first, nc)
+        base = bh * nb + first
+        ok_base = row * nb + first
+        pieces = []
+        for j in range(2 * s + 1):
+            kj = _rows(kblocks, base + j, nc)
+            sj = tf.cast(tf.matmul(qc, kj, transpose_b=True), tf.float32)
+            bias = tf.where(_rows(okblocks, ok_base + j, nc), 0.0, _NEG)[:, None, :]
+            if j == 0:
+                bias = bias + tri_first
+            elif j == 2 * s:
+                bias = bias + tri_last
+            pieces.append(sj + bias)
+        m = tf.reduce_max(pieces[0], axis=-1, keepdims=True)
+        for sj in pieces[1:]:
+            m = tf.maximum(m, tf.reduce_max(sj, axis=-1, keepdims=True))
+        m = tf.stop_gradient(m)
+        total, out = 0.0, 0.0
+        for j, sj in enumerate(pieces):
+            e = tf.exp(sj - m)
+            total = total + tf.reduce_sum(e, axis=-1, keepdims=True)
+            if dropout_rate:
+                e = _stateless_dropout(e, dropout_rate, seed + tf.stack([j + 1, i]))
+            out = out + tf.matmul(tf.cast(e, vblocks.dtype), _rows(vblocks, base + j, nc))
+        out = out * tf.cast(1.0 / total, out.dtype)
+        lse = m + tf.math.log(total)
+        return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
 
     @_no_autograph
     def step(i):
@@ -271,15 +352,21 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
         out, lse = _softmax_parts(scores, vc, dropout_rate, None if seed is None else seed + tf.stack([0, i]))
         return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
 
+    if method == "pieces":
+        step = step_pieces
+
     total = batch * heads * num_chunks
     out, lse = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
                          fn_output_signature=(tf.TensorSpec([size, dim], q.dtype), tf.TensorSpec([size], tf.float32)))
-    # Undo the overlap of the last chunk: position p comes from chunk min(p // size, last).
-    pos = tf.range(full)
-    src = tf.minimum(pos // size, num_chunks - 1)
-    pick = src * size + pos - tf.gather(starts, src)
-    out = tf.gather(tf.reshape(out, [batch * heads, num_chunks * size, dim]), pick, axis=1)
-    lse = tf.gather(tf.reshape(lse, [batch * heads, num_chunks * size]), pick, axis=1)
+    out = tf.reshape(out, [batch * heads, num_chunks * size, dim])
+    lse = tf.reshape(lse, [batch * heads, num_chunks * size])
+    if full % size:
+        # Undo the overlap of the last chunk: position p comes from chunk min(p // size, last).
+        pos = tf.range(full)
+        src = tf.minimum(pos // size, num_chunks - 1)
+        pick = src * size + pos - tf.gather(starts, src)
+        out = tf.gather(out, pick, axis=1)
+        lse = tf.gather(lse, pick, axis=1)
     return (tf.reshape(out[:, :length], [batch, heads, length, dim]),
             tf.reshape(lse[:, :length], [batch, heads, length]))
 
@@ -430,7 +517,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
         q, k, v = self._project(hidden, (self.query, self.key, self.value), (scale, 1.0, 1.0))
-        static_len = tf.get_static_value(padded)
+        static_len = hidden.shape[1]
 
         @_no_autograph
         def dense():
@@ -440,17 +527,23 @@ class LongformerSelfAttention(keras.layers.Layer):
         def blocked():
             return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, seed)
 
-        # The band does not depend on the global tokens: computed once, outside the global-count buckets.
-        if static_len is not None:
-            band_out, band_lse = dense() if static_len <= self.dense_max_length else blocked()
-        else:
-            band_out, band_lse = tf.cond(padded <= self.dense_max_length, dense, blocked)
-        local_query = tf.equal(mask, 1)[:, :, None, None]
+        # The band does not depend on the global tokens: with a static length it is computed once, outside
+        # the global-count buckets. With an unknown length every bucket computes its own (XLA's dynamic-shape
+        # pass corrupts memory differentiating buckets that capture a band computed outside them).
+        # Dense or blocked is a trace-time choice; an unknown length takes the blocked path (any length).
+        use_dense = static_len is not None and static_len <= self.dense_max_length
+
+        def band():
+            return dense() if use_dense else blocked()
+
+        outer = band() if static_len is not None else None
+        local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
         def attend(num_slots):
+            band_out, band_lse = outer if outer is not None else band()
             if isinstance(num_slots, int) and num_slots == 0:
                 out = tf.transpose(band_out, [0, 2, 1, 3])
-                return tf.where(local_query, out, tf.zeros((), out.dtype))
+                return out * local_query
             index, slot_ok = global_slots(is_global, num_slots)
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
@@ -458,7 +551,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             gseed = None if seed is None else seed + tf.constant([1, 0])
             glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, gseed)
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
-            out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros((), out.dtype))
+            out = tf.transpose(out, [0, 2, 1, 3]) * local_query
             # global rows: their own projections, against every non-padded token
             kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
             hg = tf.gather(hidden, index, batch_dims=1)
@@ -470,7 +563,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
 
-        out = self._bucketed(attend, padded, max_count)
+        out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
         return self.output_dense(out)[:, :length]
@@ -523,9 +616,9 @@ class LongformerSelfAttention(keras.layers.Layer):
 
     def _bucketed(self, attend, padded, max_count):
         """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none)."""
-        static_len = tf.get_static_value(padded)
+        static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
-        sizes = [0] + [b if static_len is not None else tf.minimum(b, padded) for b in buckets[1:]] + [padded]
+        sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length
         branch = tf.reduce_sum(tf.cast(max_count > tf.constant(buckets, tf.int32), tf.int32))
         return tf.switch_case(branch, [_no_autograph(lambda s=s: attend(s)) for s in sizes])
 
