@@ -87,7 +87,8 @@ def test_graph_and_xla_with_unknown_length(jit):
             loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
         return tape.gradient(loss, h)
 
-    for length, n_global in ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7)):
+    cases = ((8, 1), (23, 0), (30, 7)) if jit else ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7))
+    for length, n_global in cases:
         hidden = rng.normal(size=(2, length, 8)).astype(np.float32)
         mask = np.ones((2, length), np.int32)
         mask[0, :n_global] = 2

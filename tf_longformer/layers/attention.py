@@ -229,37 +229,6 @@ def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
     return tf.cast(out, dtype)
 
 
-def _band_all_blocks(q, k, v, mask, w, block, dropout_rate=0.0, seed=None):
-    """`banded_attention` as one batched product over every block (no loop): for graphs of unknown length.
-
-    It moves the whole score tensor through memory several times (slower on long inputs than the chunked
-    loop), but holds no loop, which XLA cannot differentiate inside the global buckets when shapes are unknown.
-    """
-    s = w // block
-    batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
-    n = tf.shape(q)[2] // block
-
-    def windows(x, axis):  # (..., (n + 2s) blocks, ...) -> (..., n, (2s+1) * block, ...) along `axis`
-        parts = []
-        for i in range(2 * s + 1):
-            index = [slice(None)] * len(x.shape)
-            index[axis] = slice(i, i - 2 * s if i < 2 * s else None)
-            parts.append(x[tuple(index)])
-        return tf.concat(parts, axis=axis + 1)
-
-    def key_blocks(x):
-        x = tf.pad(x, [[0, 0], [0, 0], [w, w], [0, 0]])
-        return windows(tf.reshape(x, [batch, heads, -1, block, dim]), 2)  # (b, h, n, keys, d)
-
-    qb = tf.reshape(q, [batch, heads, n, block, dim])
-    ok = tf.reshape(tf.pad(tf.equal(mask, 1), [[0, 0], [w, w]]), [batch, -1, block])
-    ok = windows(ok, 1)  # (b, n, keys)
-    scores = tf.cast(tf.matmul(qb, key_blocks(k), transpose_b=True), tf.float32)
-    scores = scores + band_bias(block, w) + tf.where(ok, 0.0, _NEG)[:, None, :, None, :]
-    out, lse = _softmax_parts(scores, key_blocks(v), dropout_rate, seed)
-    return (tf.reshape(out, [batch, heads, -1, dim]), tf.reshape(lse, [batch, heads, -1]))
-
-
 def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
                      parallel_iterations=2, method="pieces"):
     """Attention of every query to the local keys of its band, heads in front, computed chunk by chunk.
@@ -274,18 +243,21 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
     blocks of one (batch, head) are one loop step, so the scores of a step stay in the CPU cache.
     """
     batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
-    length = q.shape[2]
+    static_len = q.shape[2]
     block = block or (w // 2 if w % 2 == 0 else w)
     if w % block:
         raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
     s = w // block
-    if length is None:  # a loop's shapes must be static for XLA: unknown lengths take the loop-free form
-        return _band_all_blocks(q, k, v, mask, w, block, dropout_rate, seed)
-    nc = max(1, min(chunk // block, length // block))
+    nc = max(1, chunk // block if static_len is None else min(chunk // block, static_len // block))
     size = nc * block
     # The last chunk is moved back to end at the length (it overlaps the one before instead of running past
-    # the end), so no length pays for a partial chunk.
-    full = max(length, size)
+    # the end), so no length pays for a partial chunk; a length under one chunk is padded to one.
+    if static_len is None:
+        length = tf.shape(q)[2]
+        full = tf.maximum(length, size)
+    else:
+        length = static_len
+        full = max(length, size)
     num_chunks = (full + size - 1) // size
     starts = tf.minimum(tf.range(num_chunks) * size, full - size)
 
@@ -360,7 +332,7 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
                          fn_output_signature=(tf.TensorSpec([size, dim], q.dtype), tf.TensorSpec([size], tf.float32)))
     out = tf.reshape(out, [batch * heads, num_chunks * size, dim])
     lse = tf.reshape(lse, [batch * heads, num_chunks * size])
-    if full % size:
+    if static_len is None or full % size:
         # Undo the overlap of the last chunk: position p comes from chunk min(p // size, last).
         pos = tf.range(full)
         src = tf.minimum(pos // size, num_chunks - 1)
@@ -536,7 +508,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         def band():
             return dense() if use_dense else blocked()
 
-        outer = band() if static_len is not None else None
+        outer = band()
         local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
         def attend(num_slots):
@@ -615,12 +587,22 @@ class LongformerSelfAttention(keras.layers.Layer):
         return out, attentions, global_attentions
 
     def _bucketed(self, attend, padded, max_count):
-        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none)."""
+        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none).
+
+        A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
+        (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
+        """
         static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
         sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length
-        branch = tf.reduce_sum(tf.cast(max_count > tf.constant(buckets, tf.int32), tf.int32))
-        return tf.switch_case(branch, [_no_autograph(lambda s=s: attend(s)) for s in sizes])
+
+        def chain(i):
+            if i == len(sizes) - 1:
+                return attend(sizes[i])
+            return tf.cond(max_count <= buckets[i], _no_autograph(lambda: attend(sizes[i])),
+                           _no_autograph(lambda: chain(i + 1)))
+
+        return chain(0)
 
     def _hf_layout(self, probs, gprobs, mask, max_count, length):
         w = self.one_sided_window
