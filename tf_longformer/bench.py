@@ -408,12 +408,12 @@ def _median(xs):
 def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer_python=None, config=None,
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
-                  peer_script=PEER_SCRIPT, log=print) -> dict:
+                  measure_matmul=True, peer_script=PEER_SCRIPT, log=print) -> dict:
     """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
     `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
-    the peak). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
+    the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
     Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
     """
     lengths = [int(x) for x in lengths]
@@ -463,7 +463,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
               "impls": list(impls), "peer_python": peer_python, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "load_average_start": os.getloadavg(), "memory_cap_bytes": memory_cap_bytes}
     started = time.perf_counter()
-    peaks = [matmul()]
+    peaks = [matmul()] if measure_matmul else []
     raw = []
     for p in range(passes):
         for length in lengths:
@@ -485,7 +485,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                             f"  (load {load:.1f})")
                     else:
                         log(f"{what} FAILED: {r.get('error')}")
-    peaks.append(matmul())
+    if measure_matmul:
+        peaks.append(matmul())
     if "ours_bf16" in impls:
         spec = {"impl": "accuracy", "length": accuracy_length, "config": config, "global_tokens": global_tokens}
         acc = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
