@@ -72,18 +72,29 @@ def test_every_global_bucket(path, n_global):
 
 @pytest.mark.parametrize("jit", [False, True])
 def test_graph_and_xla_with_unknown_length(jit):
-    """One trace with an unknown length picks dense or band at run time (tf.cond); XLA compiles both."""
+    """One trace with an unknown length (the blocked path) serves every length and global count, under XLA too,
+    and differentiates there."""
     rng = np.random.default_rng(7)
     layer = make_layer(rng, 4, 2, 4, dense_max_length=8, chunk_queries=4, global_buckets=(2,))
     layer(tf.zeros([1, 4, 8]), tf.ones([1, 4], tf.int32))
     spec = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None], tf.int32)]
     run = tf.function(lambda h, m: layer(h, m), input_signature=spec, jit_compile=jit)
-    for length, n_global in ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7)):
+
+    @tf.function(input_signature=spec, jit_compile=jit)
+    def grad(h, m):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
+        return tape.gradient(loss, h)
+
+    cases = ((8, 1), (23, 0), (30, 7)) if jit else ((5, 0), (8, 1), (23, 0), (30, 2), (30, 7))
+    for length, n_global in cases:
         hidden = rng.normal(size=(2, length, 8)).astype(np.float32)
         mask = np.ones((2, length), np.int32)
         mask[0, :n_global] = 2
         mask[1, length - 3:] = 0
         check(layer, hidden, mask, run=run)
+        assert np.all(np.isfinite(grad(hidden, mask).numpy()))
 
 
 def test_band_and_dense_functions_agree_and_differentiate():
@@ -133,3 +144,29 @@ def test_training_dropout_is_random_unbiased_and_off_at_inference(path):
     # unbiased: the mean of 200 draws is within 5 standard errors of the no-dropout output
     err = np.abs(samples.mean(0) - layer(hidden, mask).numpy())
     assert np.all(err <= 5 * samples.std(0) / np.sqrt(len(samples)) + 1e-5)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+@pytest.mark.parametrize("length,chunk", [(24, 6), (28, 8), (8, 16)])
+def test_recomputing_gradient_equals_autodiff(rate, length, chunk):
+    """The custom (recomputing) backward loop gives TensorFlow's own gradients of the forward loop, with
+    dropout (the same stateless mask), an overlapping last chunk, padding, and the normaliser's gradient."""
+    rng = np.random.default_rng(length + chunk)
+    b, h, d, w = 2, 2, 4, 4
+    q, k, v = (tf.constant(rng.normal(size=(b, h, length, d)).astype(np.float32)) for _ in range(3))
+    mask = np.ones((b, length), np.int32)
+    mask[0, length - 5:] = 0
+    mask[1, 3] = 2
+    seed = tf.constant([5, 7])
+    up_out = tf.constant(rng.normal(size=(b, h, length, d)).astype(np.float32))
+    up_lse = tf.constant(rng.normal(size=(b, h, length)).astype(np.float32))
+    grads = []
+    for recompute in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch([q, k, v])
+            out, lse = banded_attention(q, k, v, mask, w, block=2, chunk=chunk, dropout_rate=rate, seed=seed,
+                                        recompute=recompute)
+            loss = tf.reduce_sum(out * up_out) + tf.reduce_sum(tf.maximum(lse, -50.0) * up_lse)
+        grads.append([g.numpy() for g in tape.gradient(loss, [q, k, v])] + [out.numpy()])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)

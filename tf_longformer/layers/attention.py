@@ -24,8 +24,8 @@ from tf_longformer.layers.utils import clone_initializer, serializable
 # the last resort is the (padded) length itself, which always fits.
 DEFAULT_GLOBAL_BUCKETS = (16, 128, 512)
 # Fast-path tuning, measured on a 2-core AVX-512 CPU (see `tf-longformer bench` and README "Performance").
-DEFAULT_CHUNK_QUERIES = 1024  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
-DEFAULT_DENSE_MAX_LENGTH = 512  # padded lengths up to this use one dense masked product instead of the band
+DEFAULT_CHUNK_QUERIES = 2048  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
+DEFAULT_DENSE_MAX_LENGTH = 768  # padded lengths up to this use one dense masked product (faster there, measured)
 _NEG = -1e30  # masked scores, in float32 (the softmax always runs in float32)
 # Branch and loop bodies hold no Python control flow on tensors: converting them with AutoGraph only costs
 # tracing time (several seconds per layer).
@@ -70,13 +70,16 @@ def global_slots(is_global, num_slots):
     """Positions of each row's global tokens, in order, in `num_slots` static slots.
 
     Returns `(index, slot_ok)`: `index` `(batch, num_slots)` int32 positions (arbitrary where the slot is
-    empty) and `slot_ok` `(batch, num_slots)` bool.
+    empty) and `slot_ok` `(batch, num_slots)` bool. `num_slots` may exceed the length (the extra slots are empty).
     """
     length = tf.shape(is_global)[1]
-    pos = tf.range(length)
+    # slots beyond the length stay empty: pad the row so top_k always has num_slots candidates
+    padded = tf.pad(is_global, [[0, 0], [0, tf.maximum(num_slots - length, 0)]])
+    pos = tf.range(tf.shape(padded)[1])
     # Global positions first (ascending), then the others (ascending): top_k of a strictly ordered key.
-    key = tf.where(is_global, pos, pos + length)
+    key = tf.where(padded, pos, pos + tf.shape(padded)[1])
     index = tf.math.top_k(-tf.cast(key, tf.float32), k=num_slots, sorted=True).indices
+    index = tf.minimum(index, length - 1)
     count = tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1)
     slot_ok = tf.range(num_slots)[None, :] < count[:, None]
     return index, slot_ok
@@ -190,6 +193,12 @@ def _windows(x, nblocks, block, s):
     return tf.concat([xb[i:i + nblocks] for i in range(2 * s + 1)], axis=1)
 
 
+def _rows(x, start, count):
+    """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
+    return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
+                    [count] + [-1] * (len(x.shape) - 1))
+
+
 def _stateless_dropout(p, rate, seed):
     keep = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=tf.float32) >= rate
     return tf.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
@@ -206,9 +215,11 @@ def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
     total = tf.reduce_sum(e, axis=-1, keepdims=True)
     if dropout_rate:
         e = _stateless_dropout(e, dropout_rate, seed)
-    out = tf.matmul(tf.cast(e, values.dtype), values)
-    out = out / tf.cast(total, out.dtype)
-    return out, (m + tf.math.log(total))[..., 0]
+    out = tf.cast(tf.matmul(tf.cast(e, values.dtype), values), tf.float32) / total
+    # a query without any key: output 0 and normaliser "-inf" (it weighs nothing when merged)
+    found = m > 0.5 * _NEG
+    out = tf.cast(tf.where(found, out, 0.0), values.dtype)
+    return out, tf.where(found, m + tf.math.log(total), _NEG)[..., 0]
 
 
 def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
@@ -221,67 +232,205 @@ def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
 
 
 def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
-                     parallel_iterations=2):
+                     parallel_iterations=2, recompute=True):
     """Attention of every query to the local keys of its band, heads in front, computed chunk by chunk.
 
     `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
     `(batch, length)`; the keys are the tokens with `mask == 1` and `|i - j| <= w` (global keys are merged
     in by the caller with `merge_softmax_parts`). Returns `out (batch, heads, length, dim)` and the float32
     log-normaliser `(batch, heads, length)`. A query with no key at all gets finite values (the caller
-    zeroes or replaces rows of queries that are not local).
+    zeroes or replaces rows of queries that are not local). `seed`: int32 `(2,)`, needed when
+    `dropout_rate > 0` (stateless dropout: the backward pass regenerates the same mask).
 
-    Queries go in blocks of `block` (a divisor of `w`), each against its `2w + block` keys; `chunk // block`
-    blocks of one (batch, head) are one loop step, so the scores of a step stay in the CPU cache.
+    Queries go in blocks of `block` (a divisor of `w`); a block's keys are `2s+1` key blocks (`s = w // block`),
+    each a slice (a view) of the keys, each with its own product: no window is ever copied. `chunk // block`
+    blocks of one (batch, head) are one loop step, so a step's scores stay in the CPU cache.
+
+    `recompute=True`: the gradient is a second chunked loop that recomputes the probabilities from the saved
+    log-normaliser (as flash attention does) instead of keeping every layer's probabilities for the backward
+    pass: far less memory, and the recomputed scores never leave the cache. `False`: TensorFlow's own
+    gradient of the forward loop (kept to check the custom one).
     """
-    batch, length = tf.shape(q)[0], tf.shape(q)[2]
-    heads, dim = q.shape[1], q.shape[3]
+    batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
+    static_len = q.shape[2]
     block = block or (w // 2 if w % 2 == 0 else w)
     if w % block:
         raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
+    if dropout_rate and seed is None:
+        raise ValueError("`seed` is required when `dropout_rate` > 0.")
     s = w // block
-    static_len = tf.get_static_value(length)
-    nc = max(1, chunk // block)
-    if static_len is not None:
-        nc = max(1, min(nc, static_len // block))
+    pieces = 2 * s + 1
+    nc = max(1, chunk // block if static_len is None else min(chunk // block, static_len // block))
     size = nc * block
-    # Pad to at least one chunk; the last chunk is moved back to end at the length (it overlaps the one
-    # before instead of running past the end), so no length pays for more than one chunk of padding.
-    full = tf.maximum(length, size)
+    # The last chunk is moved back to end at the length (it overlaps the one before instead of running past
+    # the end), so no length pays for a partial chunk; a length under one chunk is padded to one.
+    if static_len is None:
+        length = tf.shape(q)[2]
+        full = tf.maximum(length, size)
+    else:
+        length = static_len
+        full = max(length, size)
     num_chunks = (full + size - 1) // size
     starts = tf.minimum(tf.range(num_chunks) * size, full - size)
+    nb = (full + 2 * w) // block  # key blocks per (batch, head) row, padded by w on both sides
+    nq = full // block  # query blocks per row
+    total = batch * heads * num_chunks
+    dtype = q.dtype
 
     def flat(x, before, after):
         x = tf.reshape(x, [batch * heads, length, dim])
         return tf.pad(x, [[0, 0], [before, after + full - length], [0, 0]])
 
-    qf, kf, vf = flat(q, 0, 0), flat(k, w, w), flat(v, w, w)
-    key_ok = tf.pad(tf.equal(mask, 1), [[0, 0], [w, w + full - length]])
-    bias_band = band_bias(block, w)[None]  # (1, block, keys)
+    # Blocks in one flat list: a dim-0 slice of it is a view, not a copy.
+    def as_blocks(x, before, after):
+        return tf.reshape(flat(x, before, after), [-1, block, dim])
 
-    @_no_autograph
-    def step(i):
-        bh, g = i // num_chunks, i % num_chunks
-        row, start = bh // heads, starts[g]
-        qc = tf.reshape(tf.slice(qf, [bh, start, 0], [1, size, dim]), [nc, block, dim])
-        kc = _windows(tf.slice(kf, [bh, start, 0], [1, size + 2 * w, dim])[0], nc, block, s)
-        vc = _windows(tf.slice(vf, [bh, start, 0], [1, size + 2 * w, dim])[0], nc, block, s)
-        okc = _windows(tf.slice(key_ok, [row, start], [1, size + 2 * w])[0], nc, block, s)
-        scores = tf.cast(tf.matmul(qc, kc, transpose_b=True), tf.float32)
-        scores = scores + (bias_band + tf.where(okc, 0.0, _NEG)[:, None, :])  # (nc, block, keys)
-        out, lse = _softmax_parts(scores, vc, dropout_rate, None if seed is None else seed + tf.stack([0, i]))
-        return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
+    okblocks = tf.reshape(tf.pad(tf.equal(mask, 1), [[0, 0], [w, w + full - length]]), [-1, block])
+    r = tf.range(block)[:, None]
+    c = tf.range(block)[None, :]
+    edge = {0: tf.where(c >= r, 0.0, _NEG), 2 * s: tf.where(c <= r, 0.0, _NEG)}  # band ends (triangles)
 
-    total = batch * heads * num_chunks
-    out, lse = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
-                         fn_output_signature=(tf.TensorSpec([size, dim], q.dtype), tf.TensorSpec([size], tf.float32)))
-    # Undo the overlap of the last chunk: position p comes from chunk min(p // size, last).
+    # Position p of the output comes from chunk min(p // size, last): the last chunk may overlap.
     pos = tf.range(full)
-    src = tf.minimum(pos // size, num_chunks - 1)
-    pick = src * size + pos - tf.gather(starts, src)
-    out = tf.gather(tf.reshape(out, [batch * heads, num_chunks * size, dim]), pick, axis=1)
-    lse = tf.gather(tf.reshape(lse, [batch * heads, num_chunks * size]), pick, axis=1)
-    return (tf.reshape(out[:, :length], [batch, heads, length, dim]),
-            tf.reshape(lse[:, :length], [batch, heads, length]))
+    owner = tf.minimum(pos // size, num_chunks - 1)
+    pick = owner * size + pos - tf.gather(starts, owner)
+    overlap = static_len is None or full % size
+
+    def locate(i):
+        bh, g = i // num_chunks, i % num_chunks
+        first = starts[g] // block
+        return bh, g, bh * nq + first, bh * nb + first, (bh // heads) * nb + first
+
+    def scores_of(qc, kblocks, kbase, okbase):
+        out = []
+        for j in range(pieces):
+            sj = tf.cast(tf.matmul(qc, _rows(kblocks, kbase + j, nc), transpose_b=True), tf.float32)
+            bias = tf.where(_rows(okblocks, okbase + j, nc), 0.0, _NEG)[:, None, :]
+            if j in edge:
+                bias = bias + edge[j]
+            out.append(sj + bias)
+        return out
+
+    def keep_of(i, j):
+        u = tf.random.stateless_uniform([nc, block, block], seed=seed + tf.stack([j + 1, i]), dtype=tf.float32)
+        return tf.cast(u >= dropout_rate, tf.float32) * (1.0 / (1.0 - dropout_rate))
+
+    def forward(qblocks, kblocks, vblocks):
+        @_no_autograph
+        def step(i):
+            bh, g, qbase, kbase, okbase = locate(i)
+            qc = _rows(qblocks, qbase, nc)
+            sc = scores_of(qc, kblocks, kbase, okbase)
+            m = tf.reduce_max(sc[0], axis=-1, keepdims=True)
+            for sj in sc[1:]:
+                m = tf.maximum(m, tf.reduce_max(sj, axis=-1, keepdims=True))
+            m = tf.stop_gradient(m)  # any shift gives the same softmax; this one cannot overflow
+            denom, out = 0.0, 0.0
+            for j, sj in enumerate(sc):
+                e = tf.exp(sj - m)
+                denom = denom + tf.reduce_sum(e, axis=-1, keepdims=True)
+                if dropout_rate:
+                    e = e * keep_of(i, j)
+                out = out + tf.cast(tf.matmul(tf.cast(e, dtype), _rows(vblocks, kbase + j, nc)), tf.float32)
+            # a query without any key (padding at the end): output 0, normaliser "-inf", no gradient
+            found = m > 0.5 * _NEG
+            out = tf.cast(tf.where(found, out / denom, 0.0), dtype)
+            lse = tf.where(found, m + tf.math.log(denom), _NEG)
+            return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
+
+        out, lse = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
+                             fn_output_signature=(tf.TensorSpec([size, dim], dtype),
+                                                  tf.TensorSpec([size], tf.float32)))
+        out = tf.reshape(out, [batch * heads, num_chunks * size, dim])
+        lse = tf.reshape(lse, [batch * heads, num_chunks * size])
+        if overlap:
+            out, lse = tf.gather(out, pick, axis=1), tf.gather(lse, pick, axis=1)
+        return out, lse  # (batch*heads, full, dim), (batch*heads, full)
+
+    def backward(qblocks, kblocks, vblocks, out, lse, d_out, d_lse):
+        """Gradients of `forward`, recomputing each chunk's probabilities from the log-normaliser."""
+        # (Only the owner of a position gets its output gradient: the overlapped rows of the last chunk get 0.)
+        def chunked(x):
+            idx = starts[:, None] + tf.range(size)[None, :]  # (chunks, size)
+            own = tf.equal(tf.gather(owner, idx), tf.range(num_chunks)[:, None])
+            x = tf.gather(x, idx, axis=1)  # (batch*heads, chunks, size, ...)
+            own = tf.reshape(own, [1, num_chunks, size] + [1] * (len(x.shape) - 3))
+            x = x * tf.cast(own, x.dtype)
+            return tf.reshape(x, tf.concat([[total], tf.shape(x)[2:]], 0))
+
+        # D = rowsum(dO * O): the softmax gradient's correction term, per query
+        corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
+        d_out_c, lse_c, corr_c, d_lse_c = (chunked(x) for x in (d_out, lse, corr, d_lse))
+
+        @_no_autograph
+        def step(i):
+            bh, g, qbase, kbase, okbase = locate(i)
+            qc = _rows(qblocks, qbase, nc)
+            lse_i = tf.reshape(lse_c[i], [nc, block, 1])
+            found = tf.cast(lse_i > 0.5 * _NEG, tf.float32)  # rows without keys pass no gradient
+            do = tf.reshape(d_out_c[i], [nc, block, dim]) * tf.cast(found, dtype)
+            corr_i = tf.reshape(corr_c[i] - d_lse_c[i], [nc, block, 1]) * found
+            sc = scores_of(qc, kblocks, kbase, okbase)
+            dq = 0.0
+            dk, dv = [], []
+            for j, sj in enumerate(sc):
+                kj, vj = _rows(kblocks, kbase + j, nc), _rows(vblocks, kbase + j, nc)
+                p = tf.exp(sj - lse_i)  # the normalised probabilities, recomputed
+                dp = tf.cast(tf.matmul(do, vj, transpose_b=True), tf.float32)
+                pd = p
+                if dropout_rate:
+                    keep = keep_of(i, j)
+                    pd = p * keep
+                    dp = dp * keep
+                dv.append(tf.matmul(tf.cast(pd, dtype), do, transpose_a=True))
+                ds = tf.cast(p * (dp - corr_i), dtype)
+                dq = dq + tf.cast(tf.matmul(ds, kj), tf.float32)
+                dk.append(tf.matmul(ds, qc, transpose_a=True))
+            # piece j covers key blocks [j, j + nc) of this chunk's nc + 2s
+            dk = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dk))
+            dv = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dv))
+            return tf.reshape(tf.cast(dq, dtype), [size, dim]), dk, dv
+
+        spec = tf.TensorSpec([nc + 2 * s, block, dim], dtype)
+        dq, dk, dv = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
+                               fn_output_signature=(tf.TensorSpec([size, dim], dtype), spec, spec))
+        dq = tf.reshape(dq, [batch * heads, num_chunks * size, dim])
+        if overlap:
+            dq = tf.gather(dq, pick, axis=1)
+        # a key block gets gradients from the 2s+1 query blocks around it, maybe in two chunks: sum them
+        every = tf.range(total)
+        kbases = (every // num_chunks) * nb + tf.gather(starts, every % num_chunks) // block
+        ids = tf.reshape(kbases[:, None] + tf.range(nc + 2 * s)[None, :], [-1])
+
+        def keys_grad(x):
+            x = tf.math.unsorted_segment_sum(tf.reshape(x, [-1, block, dim]), ids, batch * heads * nb)
+            return tf.reshape(x, [batch * heads, nb * block, dim])[:, w:w + length]
+
+        return dq[:, :length], keys_grad(dk), keys_grad(dv)
+
+    def shaped(x, last=()):
+        return tf.reshape(x[:, :length], tf.concat([[batch, heads, length], tf.constant(last, tf.int32)], 0))
+
+    if not recompute:
+        out, lse = forward(as_blocks(q, 0, 0), as_blocks(k, w, w), as_blocks(v, w, w))
+        return shaped(out, [dim]), shaped(lse)
+
+    @tf.custom_gradient
+    def run(q, k, v):
+        qb, kb, vb = as_blocks(q, 0, 0), as_blocks(k, w, w), as_blocks(v, w, w)
+        out, lse = forward(qb, kb, vb)
+
+        def grad(d_out, d_lse):
+            d_out = tf.zeros_like(out[:, :length]) if d_out is None else tf.reshape(d_out, [batch * heads, length, dim])
+            d_lse = tf.zeros_like(lse[:, :length]) if d_lse is None else tf.reshape(d_lse, [batch * heads, length])
+            pad = [[0, 0], [0, full - length]]
+            dq, dk, dv = backward(qb, kb, vb, out, lse, tf.pad(d_out, pad + [[0, 0]]), tf.pad(d_lse, pad))
+            shape = [batch, heads, length, dim]
+            return tf.reshape(dq, shape), tf.reshape(dk, shape), tf.reshape(dv, shape)
+
+        return (shaped(out, [dim]), shaped(lse)), grad
+
+    return run(q, k, v)
 
 
 def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
@@ -430,7 +579,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
         q, k, v = self._project(hidden, (self.query, self.key, self.value), (scale, 1.0, 1.0))
-        static_len = tf.get_static_value(padded)
+        static_len = hidden.shape[1]
 
         @_no_autograph
         def dense():
@@ -440,17 +589,23 @@ class LongformerSelfAttention(keras.layers.Layer):
         def blocked():
             return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, seed)
 
-        # The band does not depend on the global tokens: computed once, outside the global-count buckets.
-        if static_len is not None:
-            band_out, band_lse = dense() if static_len <= self.dense_max_length else blocked()
-        else:
-            band_out, band_lse = tf.cond(padded <= self.dense_max_length, dense, blocked)
-        local_query = tf.equal(mask, 1)[:, :, None, None]
+        # The band does not depend on the global tokens: with a static length it is computed once, outside
+        # the global-count buckets. With an unknown length every bucket computes its own (XLA's dynamic-shape
+        # pass corrupts memory differentiating buckets that capture a band computed outside them).
+        # Dense or blocked is a trace-time choice; an unknown length takes the blocked path (any length).
+        use_dense = static_len is not None and static_len <= self.dense_max_length
+
+        def band():
+            return dense() if use_dense else blocked()
+
+        outer = band()
+        local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
         def attend(num_slots):
+            band_out, band_lse = outer if outer is not None else band()
             if isinstance(num_slots, int) and num_slots == 0:
                 out = tf.transpose(band_out, [0, 2, 1, 3])
-                return tf.where(local_query, out, tf.zeros((), out.dtype))
+                return out * local_query
             index, slot_ok = global_slots(is_global, num_slots)
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
@@ -458,7 +613,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             gseed = None if seed is None else seed + tf.constant([1, 0])
             glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, gseed)
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
-            out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros((), out.dtype))
+            out = tf.transpose(out, [0, 2, 1, 3]) * local_query
             # global rows: their own projections, against every non-padded token
             kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
             hg = tf.gather(hidden, index, batch_dims=1)
@@ -470,7 +625,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
 
-        out = self._bucketed(attend, padded, max_count)
+        out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
         return self.output_dense(out)[:, :length]
@@ -522,12 +677,22 @@ class LongformerSelfAttention(keras.layers.Layer):
         return out, attentions, global_attentions
 
     def _bucketed(self, attend, padded, max_count):
-        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none)."""
-        static_len = tf.get_static_value(padded)
+        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none).
+
+        A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
+        (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
+        """
+        static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
-        sizes = [0] + [b if static_len is not None else tf.minimum(b, padded) for b in buckets[1:]] + [padded]
-        branch = tf.reduce_sum(tf.cast(max_count > tf.constant(buckets, tf.int32), tf.int32))
-        return tf.switch_case(branch, [_no_autograph(lambda s=s: attend(s)) for s in sizes])
+        sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length
+
+        def chain(i):
+            if i == len(sizes) - 1:
+                return attend(sizes[i])
+            return tf.cond(max_count <= buckets[i], _no_autograph(lambda: attend(sizes[i])),
+                           _no_autograph(lambda: chain(i + 1)))
+
+        return chain(0)
 
     def _hf_layout(self, probs, gprobs, mask, max_count, length):
         w = self.one_sided_window

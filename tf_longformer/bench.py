@@ -1,0 +1,737 @@
+"""The benchmark behind `tf-longformer bench`: speed, memory and FLOP efficiency against peers, side by side.
+
+Every measurement runs in a FRESH subprocess (so its peak RSS is its own), and the implementations are
+measured back to back for each length and mode, so the ratios of one run share the same machine state.
+
+Implementations (`impls`):
+- `ours`: this package, `tf.function`, float32. `ours_xla`: the same under `jit_compile=True`.
+  `ours_bf16`: the Keras `mixed_bfloat16` policy.
+- `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
+  long-input model must beat.
+- `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
+  environment (`peer_python`), run by `tools/hf_tf_longformer_bench.py`. Its training step fails with a
+  global token (a known bug), so `train` is also measured there without one (`reference_noglobal`), the
+  only graph-mode step it can run; failures are recorded as failures. `reference_xla` times its XLA path.
+  `hf_roberta`: the Hugging Face TF RoBERTa of the same size, in the same peer environment.
+
+Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM loss, gradients, an Adam step).
+
+Python entry point:
+
+    from tf_longformer.bench import run_benchmark
+    report = run_benchmark(lengths=[1024, 2048], modes=["forward"], out_dir="bench-out")
+
+Worker entry point (one measurement, used by the parent): `python -m tf_longformer.bench --worker SPEC_JSON`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+RESULT_PREFIX = "BENCH_RESULT "
+BASE_CONFIG = {
+    "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "intermediate_size": 3072, "attention_window": 512,
+}
+DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384)
+DEFAULT_MODES = ("forward", "train")
+OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "dense")
+PEER_IMPLS = ("reference", "reference_noglobal", "reference_xla", "hf_roberta")
+ALL_IMPLS = OUR_IMPLS + PEER_IMPLS
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                           "hf_tf_longformer_bench.py")
+
+
+# ---------------------------------------------------------------------------------------------- FLOP counts
+def ideal_flops(config: dict, length: int, mode: str = "forward", global_tokens: int = 1, dense: bool = False,
+                batch: int = 1) -> float:
+    """The FLOPs a perfect implementation needs (multiply-add = 2), no padding, no wasted band entries.
+
+    Forward, per layer: the Q, K, V projections and the global K, V over all tokens (5 matmuls of
+    hidden x hidden), the global queries, the output projection, the FFN, and attention: a band of `2w+1` keys
+    per local query (scores and values), the global keys of every local query, every key of a global query.
+    `dense=True` counts a full-attention model instead (no global projections, `length` keys per query).
+    `train` adds the MaskedLM head and counts the backward pass as twice the forward (the usual 3x rule).
+    """
+    h, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    n = length
+    g = 0 if dense else min(global_tokens, n)
+    if dense:
+        proj = 4 * 2 * n * h * h
+        attn = 2 * 2 * n * n * h
+    else:
+        w = config["attention_window"] // 2
+        band_keys = min(2 * w + 1, n)  # an ideal implementation skips keys outside the sequence only roughly
+        # q, k, v and the output over all tokens; with global tokens also kg, vg over all tokens and qg for them
+        proj = 4 * 2 * n * h * h + (2 * 2 * n * h * h + 2 * g * h * h if g else 0)
+        attn = 2 * 2 * (n - g) * (band_keys + g) * h + 2 * 2 * g * n * h
+    ffn = 2 * 2 * n * h * inter
+    total = layers * (proj + attn + ffn)
+    if mode == "train":
+        head = 2 * n * h * h + 2 * n * h * config["vocab_size"]
+        total = 3 * (total + head)
+    return float(total * batch)
+
+
+# ---------------------------------------------------------------------------------------------- machine facts
+def machine_info() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = set()
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+        info["avx512f"] = "avx512f" in flags
+        info["avx512_bf16"] = "avx512_bf16" in flags
+        info["amx"] = sorted(f for f in flags if f.startswith("amx"))
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["memory_bytes"] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return info
+
+
+def _mem_available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _rss_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- worker
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _dense_model(config: dict, length: int, mlm: bool):
+    """A dense post-LayerNorm encoder of the same size (RoBERTa-like), from stock Keras 3 layers."""
+    import keras
+
+    h, heads = config["hidden_size"], config["num_attention_heads"]
+
+    def gelu(x):
+        return keras.activations.gelu(x, approximate=False)
+
+    class DenseEncoder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.word = keras.layers.Embedding(config["vocab_size"], h)
+            self.pos = keras.layers.Embedding(length + 2, h)
+            self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
+            self.blocks = []
+            for _ in range(config["num_hidden_layers"]):
+                self.blocks.append((
+                    keras.layers.MultiHeadAttention(heads, h // heads, dropout=0.1),
+                    keras.layers.LayerNormalization(epsilon=1e-5),
+                    keras.layers.Dense(config["intermediate_size"], activation=gelu),
+                    keras.layers.Dense(h),
+                    keras.layers.LayerNormalization(epsilon=1e-5),
+                ))
+            self.drop = keras.layers.Dropout(0.1)
+            if mlm:
+                self.head_dense = keras.layers.Dense(h, activation=gelu)
+                self.head_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+                self.decoder = keras.layers.Dense(config["vocab_size"])
+
+        def call(self, ids, training=False):
+            positions = keras.ops.arange(keras.ops.shape(ids)[1])[None] + 2
+            x = self.drop(self.norm(self.word(ids) + self.pos(positions)), training=training)
+            for attn, n1, d1, d2, n2 in self.blocks:
+                x = n1(x + self.drop(attn(x, x, training=training), training=training))
+                x = n2(x + self.drop(d2(d1(x)), training=training))
+            if mlm:
+                return self.decoder(self.head_norm(self.head_dense(x)))
+            return x
+
+    return DenseEncoder()
+
+
+def _worker(spec: dict) -> dict:
+    """One measurement in this process: builds the model, warms up, times `repeats` calls."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    import keras
+
+    result = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    impl, mode = spec["impl"], spec.get("mode", "forward")
+    if impl == "matmul":
+        return {**result, **_matmul_peak(spec)}
+    if impl == "accuracy":
+        return {**result, **_bf16_accuracy(spec)}
+    config = {**BASE_CONFIG, **spec.get("config", {})}
+    length, batch, n_global = int(spec["length"]), int(spec.get("batch", 1)), int(spec.get("global_tokens", 1))
+    keras.utils.set_random_seed(int(spec.get("seed", 0)))
+    if impl == "ours_bf16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    rng = np.random.default_rng(int(spec.get("seed", 0)))
+    ids = rng.integers(5, min(1000, config["vocab_size"]), size=(batch, length)).astype(np.int32)
+    ids[:, 0], ids[:, -1] = 0, 2
+    glob = np.zeros_like(ids)
+    glob[:, :n_global] = 1
+    ids, glob = tf.constant(ids), tf.constant(glob)
+    jit = impl == "ours_xla"
+
+    if impl in ("ours", "ours_xla", "ours_bf16"):
+        import tf_longformer as T
+
+        cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1, **config)
+        model = (T.TFLongformerForMaskedLM if mode == "train" else T.TFLongformerModel)(cfg)
+        model(ids[:, :8], global_attention_mask=glob[:, :8])  # weights exist before anything is timed
+
+        def forward(training):
+            labels = {"labels": ids} if mode == "train" else {}
+            out = model(ids, global_attention_mask=glob, training=training, **labels)
+            return out.loss if mode == "train" else out.last_hidden_state
+    elif impl == "dense":
+        model = _dense_model(config, length, mlm=mode == "train")
+        model(ids[:, :8])
+
+        def forward(training):
+            out = model(ids, training=training)
+            if mode == "train":
+                return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(ids, out, from_logits=True))
+            return out
+    else:
+        raise ValueError(f"unknown implementation {impl!r} for this process; choose from {OUR_IMPLS}")
+    result["rss_after_build_bytes"] = _rss_of(os.getpid())
+
+    if mode == "forward":
+        step = tf.function(lambda: forward(False), jit_compile=jit)
+    elif mode == "train":
+        optimizer = keras.optimizers.Adam(1e-4)
+        optimizer.build(model.trainable_variables)
+
+        @tf.function(jit_compile=jit)
+        def step():
+            with tf.GradientTape() as tape:
+                loss = forward(True)
+                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+    else:
+        raise ValueError(f"unknown mode {mode!r}; choose 'forward' or 'train'")
+
+    t0 = time.perf_counter()
+    step().numpy()
+    result["first_call_s"] = time.perf_counter() - t0
+    for _ in range(int(spec.get("warmup", 1))):
+        step().numpy()
+    times = []
+    for _ in range(int(spec.get("repeats", 3))):
+        t0 = time.perf_counter()
+        step().numpy()
+        times.append(time.perf_counter() - t0)
+    result["times"] = times
+    return result
+
+
+def _matmul_peak(spec: dict) -> dict:
+    """The machine's measured matmul peak: median GFLOP/s of n^3 products after a warm-up, fp32 and bf16."""
+    import tensorflow as tf
+
+    n = int(spec.get("matmul_size", 4096))
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        a = tf.random.normal([n, n], dtype=tf.float32)
+        a = tf.cast(a, dtype)
+        b = tf.cast(tf.random.normal([n, n], dtype=tf.float32), dtype)
+        f = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+        f().numpy()
+        times = []
+        for _ in range(int(spec.get("repeats", 5))):
+            t0 = time.perf_counter()
+            f().numpy()
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        out[f"{dtype}_gflops"] = 2 * n**3 / times[len(times) // 2] / 1e9
+        out[f"{dtype}_times"] = times
+    out["matmul_size"] = n
+    return out
+
+
+def _bf16_accuracy(spec: dict) -> dict:
+    """What bf16 costs in accuracy: the same random MaskedLM in float32 and mixed_bfloat16, same inputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    import keras
+    import tf_longformer as T
+
+    config = {**BASE_CONFIG, **spec.get("config", {})}
+    length = int(spec["length"])
+    rng = np.random.default_rng(int(spec.get("seed", 0)))
+    ids = rng.integers(5, min(1000, config["vocab_size"]), size=(1, length)).astype(np.int32)
+    ids[:, 0], ids[:, -1] = 0, 2
+    glob = np.zeros_like(ids)
+    glob[:, :int(spec.get("global_tokens", 1))] = 1
+    labels = np.full_like(ids, -100)
+    picked = rng.random(ids.shape) < 0.15
+    labels[picked] = ids[picked]
+    cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1, hidden_dropout_prob=0.0,
+                             attention_probs_dropout_prob=0.0, **config)
+    outs = {}
+    weights = None
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(policy)
+        keras.utils.set_random_seed(0)
+        model = T.TFLongformerForMaskedLM(cfg)
+        model(ids[:, :8], global_attention_mask=glob[:, :8])
+        if weights is None:
+            weights = model.get_weights()
+        else:
+            model.set_weights(weights)
+        with tf.GradientTape() as tape:
+            out = model(ids, global_attention_mask=glob, labels=labels, training=False)
+        grads = tape.gradient(out.loss, model.trainable_variables)
+        flat = tf.concat([tf.reshape(tf.cast(g, tf.float32), [-1]) for g in grads if g is not None], 0)
+        outs[policy] = (out.logits.numpy().astype(np.float64), float(out.loss), flat.numpy().astype(np.float64))
+    keras.config.set_dtype_policy("float32")
+    (l32, loss32, g32), (l16, loss16, g16) = outs["float32"], outs["mixed_bfloat16"]
+    rel = float(np.linalg.norm(l16 - l32) / np.linalg.norm(l32))
+    cos = float(g16 @ g32 / (np.linalg.norm(g16) * np.linalg.norm(g32)))
+    return {
+        "length": length,
+        "logits_relative_error": rel,
+        "logits_max_abs_error": float(np.abs(l16 - l32).max()),
+        "top1_agreement": float(np.mean(l16.argmax(-1) == l32.argmax(-1))),
+        "loss_float32": loss32,
+        "loss_bfloat16": loss16,
+        "gradient_cosine": cos,
+        "gradient_relative_error": float(np.linalg.norm(g16 - g32) / np.linalg.norm(g32)),
+    }
+
+
+def _worker_main(spec_json: str) -> int:
+    try:
+        result = {"ok": True, **_worker(json.loads(spec_json))}
+    except Exception as e:  # reported to the parent, which records it as a failed measurement
+        result = {"ok": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:600],
+                  "traceback_tail": traceback.format_exc()[-2000:]}
+    result["peak_rss_bytes"] = _peak_rss_bytes()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- parent
+def _run_subprocess(cmd, env, timeout_s, memory_cap_bytes):
+    """Runs one worker; kills it past the time limit or the memory cap. Returns the worker's result dict."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        killed, peak_seen = None, 0
+        while proc.poll() is None:
+            time.sleep(0.1)
+            peak_seen = max(peak_seen, _rss_of(proc.pid))
+            if memory_cap_bytes and peak_seen > memory_cap_bytes:
+                killed = f"killed: resident memory passed the cap of {memory_cap_bytes / 2**30:.1f} GiB"
+            elif time.perf_counter() - t0 > timeout_s:
+                killed = f"killed: ran past the time limit of {timeout_s:.0f} s"
+            if killed:
+                proc.kill()
+                proc.wait()
+                break
+        out.seek(0)
+        text = out.read()
+    wall = time.perf_counter() - t0
+    for line in reversed(text.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+            break
+    else:
+        tail = " | ".join(text.strip().splitlines()[-3:])[-400:]
+        reason = killed or f"the worker exited with status {proc.returncode} and no result"
+        result = {"ok": False, "error": f"{reason}; output tail: {tail}", "peak_rss_bytes": peak_seen}
+    result["process_wall_s"] = wall
+    return result
+
+
+def _spec_for(impl, mode, length, common):
+    """(command, spec) of one measurement, or None when the implementation does not apply."""
+    spec = {"mode": mode, "length": length, **{k: common[k] for k in ("batch", "repeats", "warmup", "seed")}}
+    if impl in OUR_IMPLS:
+        spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"])
+        return [sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], spec
+    if common["peer_python"] is None:
+        return None
+    spec.update({k: v for k, v in common["config"].items()})
+    spec.update(model="roberta" if impl == "hf_roberta" else "longformer",
+                global_tokens=0 if impl == "reference_noglobal" else common["global_tokens"],
+                xla=impl == "reference_xla")
+    return [common["peer_python"], common["peer_script"], json.dumps(spec)], spec
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if not n else (xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
+
+
+def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer_python=None, config=None,
+                  batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
+                  memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
+                  measure_matmul=True, peer_script=PEER_SCRIPT, log=print) -> dict:
+    """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
+
+    `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
+    `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
+    the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
+    Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
+    """
+    lengths = [int(x) for x in lengths]
+    for x in lengths:
+        if x <= 0:
+            raise ValueError(f"lengths must be positive integers, got {x}.")
+    for m in modes:
+        if m not in DEFAULT_MODES:
+            raise ValueError(f"unknown mode {m!r}; choose from {DEFAULT_MODES}.")
+    if impls is None:
+        impls = ["ours", "dense"] + (["reference", "reference_noglobal"] if peer_python else [])
+    for i in impls:
+        if i not in ALL_IMPLS:
+            raise ValueError(f"unknown implementation {i!r}; choose from {ALL_IMPLS}.")
+        if i in PEER_IMPLS and not peer_python:
+            raise ValueError(f"implementation {i!r} runs in the peer environment: give `peer_python`.")
+    if peer_python and not os.path.exists(peer_python):
+        raise ValueError(f"peer_python {peer_python!r} does not exist.")
+    if repeats < 1 or passes < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
+    config = {**BASE_CONFIG, **(config or {})}
+    if memory_cap_gb is None:
+        avail = _mem_available_bytes()
+        memory_cap_bytes = int(0.9 * avail) if avail else None
+    else:
+        memory_cap_bytes = int(memory_cap_gb * 2**30) if memory_cap_gb else None
+    common = dict(batch=batch, repeats=repeats, warmup=warmup, seed=seed, config=config,
+                  global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the worker must import the same tf_longformer as this process
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+
+    def matmul():
+        spec = {"impl": "matmul", "matmul_size": matmul_size, "repeats": 5}
+        r = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+                            timeout_s, memory_cap_bytes)
+        if r.get("ok"):
+            log(f"matmul {matmul_size}^3: fp32 {r['float32_gflops']:.0f} GFLOP/s, bf16 {r['bfloat16_gflops']:.0f} GFLOP/s")
+        else:
+            log(f"matmul peak failed: {r.get('error')}")
+        return r
+
+    report = {"machine": machine_info(), "config": config, "batch": batch, "global_tokens": global_tokens,
+              "repeats": repeats, "warmup": warmup, "passes": passes, "lengths": lengths, "modes": list(modes),
+              "impls": list(impls), "peer_python": peer_python, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "load_average_start": os.getloadavg(), "memory_cap_bytes": memory_cap_bytes}
+    started = time.perf_counter()
+    peaks = [matmul()] if measure_matmul else []
+    raw = []
+    for p in range(passes):
+        for length in lengths:
+            for mode in modes:
+                for impl in impls:
+                    if impl == "reference_noglobal" and mode != "train":
+                        continue  # its forward is not a target; the global-token forward works
+                    made = _spec_for(impl, mode, length, common)
+                    if made is None:
+                        continue
+                    cmd, spec = made
+                    load = os.getloadavg()[0]
+                    r = _run_subprocess(cmd, env, timeout_s, memory_cap_bytes)
+                    r.update(impl=impl, mode=mode, length=length, pass_index=p, load_average_1min=load)
+                    raw.append(r)
+                    what = f"[{time.perf_counter() - started:7.0f} s] pass {p + 1} {mode:7s} {length:6d} {impl:18s}"
+                    if r.get("ok"):
+                        log(f"{what} median {_median(r['times']):8.3f} s  peak {r['peak_rss_bytes'] / 2**30:5.2f} GiB"
+                            f"  (load {load:.1f})")
+                    else:
+                        log(f"{what} FAILED: {r.get('error')}")
+    if measure_matmul:
+        peaks.append(matmul())
+    if "ours_bf16" in impls:
+        spec = {"impl": "accuracy", "length": accuracy_length, "config": config, "global_tokens": global_tokens}
+        acc = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+                              timeout_s, memory_cap_bytes)
+        report["bf16_accuracy"] = acc
+        if acc.get("ok"):
+            log(f"bf16 accuracy at {accuracy_length}: logits relative error {acc['logits_relative_error']:.2e}, "
+                f"top-1 agreement {acc['top1_agreement']:.4f}, gradient cosine {acc['gradient_cosine']:.5f}")
+    report["matmul"] = peaks
+    good = [p for p in peaks if p.get("ok")]
+    report["matmul_peak_gflops"] = max((p["float32_gflops"] for p in good), default=None)
+    report["matmul_peak_bf16_gflops"] = max((p["bfloat16_gflops"] for p in good), default=None)
+    report["results"] = summarize(raw, config, global_tokens, batch, report["matmul_peak_gflops"],
+                                  report["matmul_peak_bf16_gflops"])
+    report["raw"] = raw
+    report["targets"] = evaluate_targets(report["results"])
+    report["load_average_end"] = os.getloadavg()
+    report["total_s"] = time.perf_counter() - started
+    if out_dir:
+        write_outputs(report, out_dir, log=log)
+    return report
+
+
+def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16):
+    """One row per (impl, mode, length): all passes' times pooled, medians, tokens/s, GFLOP/s, % of peak."""
+    rows = {}
+    for r in raw:
+        key = (r["impl"], r["mode"], r["length"])
+        row = rows.setdefault(key, {"impl": r["impl"], "mode": r["mode"], "length": r["length"], "times": [],
+                                    "peak_rss": [], "after_build_rss": [], "first_call": [], "errors": []})
+        if r.get("ok"):
+            row["times"] += r["times"]
+            row["peak_rss"].append(r["peak_rss_bytes"])
+            row["after_build_rss"].append(r.get("rss_after_build_bytes", 0))
+            row["first_call"].append(r.get("first_call_s"))
+        else:
+            row["errors"].append(r.get("error"))
+    out = []
+    for (impl, mode, length), row in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], ALL_IMPLS.index(kv[0][0]))):
+        med = _median(row["times"])
+        rec = {"impl": impl, "mode": mode, "length": length, "ok": med is not None, "times": row["times"],
+               "median_s": med, "errors": row["errors"]}
+        if med is not None:
+            dense = impl in ("dense", "hf_roberta")
+            g = 0 if impl == "reference_noglobal" else global_tokens
+            flops = ideal_flops(config, length, mode, g, dense=dense, batch=batch)
+            peak = peak_bf16 if impl == "ours_bf16" else peak_fp32
+            rec.update(
+                tokens_per_s=batch * length / med,
+                peak_rss_bytes=_median(row["peak_rss"]),
+                rss_after_build_bytes=_median(row["after_build_rss"]),
+                first_call_s=_median([x for x in row["first_call"] if x is not None]),
+                ideal_gflop=flops / 1e9,
+                achieved_gflops=flops / med / 1e9,
+                fraction_of_matmul_peak=(flops / med / 1e9 / peak) if peak else None,
+            )
+        out.append(rec)
+    return out
+
+
+def _find(results, impl, mode, length):
+    for r in results:
+        if r["impl"] == impl and r["mode"] == mode and r["length"] == length:
+            return r
+    return None
+
+
+def evaluate_targets(results):
+    """The issue's targets, each `met` True/False, or None when the run lacks what it needs (with why)."""
+    targets = []
+
+    def add(name, value, threshold, better, detail, needs=None):
+        if value is None:
+            targets.append({"target": name, "met": None, "value": None, "threshold": threshold,
+                            "detail": f"not measured in this run ({needs})"})
+            return
+        met = value >= threshold if better == "higher" else value <= threshold
+        targets.append({"target": name, "met": bool(met), "value": value, "threshold": threshold, "detail": detail})
+
+    def ok(r):
+        return r is not None and r["ok"]
+
+    ours_f, ref_f = _find(results, "ours", "forward", 4096), _find(results, "reference", "forward", 4096)
+    add("forward 4096 fp32: tokens/s >= 1.8x the reference TF Longformer",
+        ours_f["tokens_per_s"] / ref_f["tokens_per_s"] if ok(ours_f) and ok(ref_f) else None, 1.8, "higher",
+        "ours / reference tokens per second", "ours and reference forward at 4096")
+    add("forward 4096: peak memory <= 0.5x the reference",
+        ours_f["peak_rss_bytes"] / ref_f["peak_rss_bytes"] if ok(ours_f) and ok(ref_f) else None, 0.5, "lower",
+        "ours / reference peak RSS", "ours and reference forward at 4096")
+    ours_t, ref_t = _find(results, "ours", "train", 4096), _find(results, "reference_noglobal", "train", 4096)
+    add("train step 4096 fp32 with a global token: >= 2x faster than the reference's step without one",
+        ref_t["median_s"] / ours_t["median_s"] if ok(ours_t) and ok(ref_t) else None, 2.0, "higher",
+        "reference (no global) / ours (global) step time", "ours train and reference_noglobal train at 4096")
+    add("train step 4096: peak memory <= 0.5x the reference's",
+        ours_t["peak_rss_bytes"] / ref_t["peak_rss_bytes"] if ok(ours_t) and ok(ref_t) else None, 0.5, "lower",
+        "ours / reference (no global) peak RSS", "ours train and reference_noglobal train at 4096")
+    frac = ours_f.get("fraction_of_matmul_peak") if ok(ours_f) else None
+    add("forward 4096: >= 65% of the measured fp32 matmul peak on the ideal FLOP count", frac, 0.65, "higher",
+        "ideal FLOPs / time / matmul peak", "ours forward at 4096 and the matmul peak")
+    for mode in ("forward", "train"):
+        a, b = _find(results, "ours", mode, 2048), _find(results, "ours", mode, 16384)
+        per_token = (b["median_s"] / 16384) / (a["median_s"] / 2048) if ok(a) and ok(b) else None
+        add(f"linear ({mode}): time per token at 16384 within 1.15x of 2048", per_token, 1.15, "lower",
+            "time per token 16384 / 2048", f"ours {mode} at 2048 and 16384")
+        if ok(a) and ok(b):
+            act = ((b["peak_rss_bytes"] - b["rss_after_build_bytes"]) / 16384) / \
+                  max(1.0, (a["peak_rss_bytes"] - a["rss_after_build_bytes"]) / 2048)
+        else:
+            act = None
+        add(f"linear memory ({mode}): activation memory per token at 16384 within 1.15x of 2048", act, 1.15,
+            "lower", "(peak RSS - RSS after build) per token, 16384 / 2048", f"ours {mode} at 2048 and 16384")
+    for mode in ("forward", "train"):
+        rows = [r for r in results if r["impl"] == "ours" and r["mode"] == mode and r["length"] >= 2048 and r["ok"]]
+        ratios = []
+        for r in rows:
+            d = _find(results, "dense", mode, r["length"])
+            if d is None:
+                continue
+            ratios.append(d["median_s"] / r["median_s"] if d["ok"] else math.inf)  # a dense failure: ours wins
+        add(f"faster than the dense model of the same size from 2048 up ({mode})",
+            min(ratios) if ratios else None, 1.0, "higher",
+            "smallest dense / ours time over the lengths >= 2048 (inf: dense failed)", f"ours and dense {mode} >= 2048")
+    return targets
+
+
+# --------------------------------------------------------------------------------------------------- output
+def format_table(report) -> str:
+    """A Markdown table of the results, with the ratios the targets use."""
+    res = report["results"]
+    lines = ["| mode | length | implementation | median s | tokens/s | peak RSS GiB | GFLOP/s (ideal) | % matmul peak | vs dense | vs reference |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res:
+        if not r["ok"]:
+            err = (r["errors"][0] if r["errors"] else "no result") or "failed"
+            lines.append(f"| {r['mode']} | {r['length']} | {r['impl']} | failed: {err[:120].replace('|', '/')} | | | | | | |")
+            continue
+        d = _find(res, "dense", r["mode"], r["length"])
+        ref_impl = "reference_noglobal" if r["mode"] == "train" else "reference"
+        ref = _find(res, ref_impl, r["mode"], r["length"])
+        vs_d = f"{d['median_s'] / r['median_s']:.2f}x" if d and d["ok"] and r["impl"] != "dense" else ""
+        vs_r = f"{ref['median_s'] / r['median_s']:.2f}x" if ref and ref["ok"] and not r["impl"].startswith("reference") else ""
+        frac = r.get("fraction_of_matmul_peak")
+        lines.append(
+            f"| {r['mode']} | {r['length']} | {r['impl']} | {r['median_s']:.3f} | {r['tokens_per_s']:.0f} | "
+            f"{r['peak_rss_bytes'] / 2**30:.2f} | {r['achieved_gflops']:.0f} | "
+            f"{'' if frac is None else f'{100 * frac:.0f}%'} | {vs_d} | {vs_r} |")
+    return "\n".join(lines)
+
+
+def format_targets(report) -> str:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for t in report["targets"]:
+        if t["met"] is None:
+            lines.append(f"| {t['target']} | {t['detail']} | n/a |")
+        else:
+            v = t["value"]
+            shown = "inf" if v == math.inf else f"{v:.2f}"
+            lines.append(f"| {t['target']} | {shown} ({t['detail']}) | {'yes' if t['met'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def format_report(report) -> str:
+    m = report["machine"]
+    amx = ", ".join(m.get("amx") or []) or "none"
+    head = [
+        f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_bytes', 0) / 2**30:.0f} GiB; "
+        f"AVX-512 {'yes' if m.get('avx512f') else 'no'}, AVX-512 BF16 {'yes' if m.get('avx512_bf16') else 'no'}, "
+        f"AMX {amx}. Load average at start {report['load_average_start'][0]:.1f}, "
+        f"at end {report['load_average_end'][0]:.1f}.",
+    ]
+    if report.get("matmul_peak_gflops"):
+        head.append(f"Measured matmul peak ({report['matmul'][0].get('matmul_size')}^3): fp32 "
+                    f"{report['matmul_peak_gflops']:.0f} GFLOP/s, bf16 {report['matmul_peak_bf16_gflops']:.0f} GFLOP/s.")
+    acc = report.get("bf16_accuracy")
+    if acc and acc.get("ok"):
+        head.append(f"bf16 accuracy at {acc['length']} tokens (vs fp32, same weights): logits relative error "
+                    f"{acc['logits_relative_error']:.2e}, top-1 agreement {100 * acc['top1_agreement']:.2f}%, "
+                    f"MLM loss {acc['loss_float32']:.4f} -> {acc['loss_bfloat16']:.4f}, gradient cosine "
+                    f"{acc['gradient_cosine']:.5f}.")
+    head.append(f"Total run time {report['total_s'] / 60:.1f} min; {report['repeats']} timed repeats after "
+                f"{report['warmup']} warm-up per measurement, {report['passes']} pass(es), batch {report['batch']}, "
+                f"{report['global_tokens']} global token(s).")
+    return "\n\n".join([" ".join(head), format_table(report), format_targets(report)])
+
+
+def plot(report, path) -> bool:
+    """Time and peak memory against length, per mode and implementation (log-log). False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    modes = report["modes"]
+    fig, axes = plt.subplots(2, len(modes), figsize=(6 * len(modes), 8), squeeze=False)
+    for col, mode in enumerate(modes):
+        for impl in report["impls"]:
+            rows = [r for r in report["results"] if r["impl"] == impl and r["mode"] == mode and r["ok"]]
+            if not rows:
+                continue
+            xs = [r["length"] for r in rows]
+            axes[0][col].plot(xs, [r["median_s"] for r in rows], "o-", label=impl)
+            axes[1][col].plot(xs, [r["peak_rss_bytes"] / 2**30 for r in rows], "o-", label=impl)
+            for r in report["results"]:
+                if r["impl"] == impl and r["mode"] == mode and not r["ok"]:
+                    axes[0][col].axvline(r["length"], color="0.85", lw=0.8)
+        for row, label in ((0, "median time (s)"), (1, "peak RSS (GiB)")):
+            ax = axes[row][col]
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("sequence length (tokens)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{mode}: {label.split(' (')[0]}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+    fig.suptitle(f"tf-longformer bench: {report['machine'].get('cpu', '')}, {report['machine'].get('cpus')} CPUs")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def _atomic_write(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(report, out_dir, log=print):
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_write(os.path.join(out_dir, "bench.json"), json.dumps(report, indent=1, default=float))
+    _atomic_write(os.path.join(out_dir, "bench.md"), format_report(report) + "\n")
+    if plot(report, os.path.join(out_dir, "bench.png")):
+        log(f"wrote {out_dir}/bench.json, bench.md, bench.png")
+    else:
+        log(f"wrote {out_dir}/bench.json, bench.md (no plot: `pip install matplotlib` for bench.png)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(_worker_main(sys.argv[2]))
+    from tf_longformer.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))
