@@ -32,9 +32,9 @@ ERA_NAMES = [f"{a}-{b}" for a, b in ERAS]
 YEAR = re.compile(r"\b(1[7-9]\d\d|20\d\d)\b")
 
 #: The defaults of the main job: about 5 minutes on 2 CPU cores (see the README for the measured run).
-SOTU_SETTINGS = dict(output="tf-longformer-sotu", max_length=4096, baseline_length=512, epochs=8, batch_size=4,
-                     learning_rate=2e-3, vocab_size=8000, hidden_size=32, num_layers=2, num_heads=2,
-                     intermediate_size=64, attention_window=64)
+SOTU_SETTINGS = dict(output="tf-longformer-sotu", max_length=4096, baseline_length=512, epochs=6, batch_size=4,
+                     learning_rate=1e-3, vocab_size=8000, hidden_size=64, num_layers=2, num_heads=4,
+                     intermediate_size=128, attention_window=64, ema=0.98)
 
 
 def era_of(year: int) -> str:
