@@ -53,7 +53,10 @@ def cmd_train(args) -> int:
 
         if args.group_column or args.text_column != "text" or args.label_column != "label":
             raise SystemExit("tf-longformer train: --text-column / --label-column / --group-column need --data.")
-        corpus = sotu_job.load_sotu(mask_years=not args.keep_years, limit=args.limit)
+        try:
+            corpus = sotu_job.load_sotu(mask_years=not args.keep_years, limit=args.limit)
+        except (ImportError, ValueError) as e:
+            raise SystemExit(f"tf-longformer train: {e}") from None
         settings = sotu_job.default_settings(**overrides)
     try:
         train_job.Trainer(corpus, settings).run()
