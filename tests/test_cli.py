@@ -189,6 +189,17 @@ def test_train_on_a_jsonl_file_end_to_end(tmp_path, capsys):
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     for p, r in zip(probs, ranked):
         assert max(r, key=lambda x: x["score"])["score"] == pytest.approx(p.max(), rel=1e-4)
+    # --model: go on from that checkpoint (its tokenizer, its sizes), on the same data
+    again = tmp_path / "again"
+    code = main(["train", "--data", str(data), "--output", str(again), "--model", str(out / "checkpoint"),
+                 "--max-length", "128", "--baseline-length", "0", "--epochs", "1", "--batch-size", "6", "--no-export"])
+    assert code == 0
+    report = json.loads((again / "report.json").read_text())
+    assert report["model"]["from"] == str(out / "checkpoint") and not (again / "saved_model").exists()
+    assert "the tokenizer of" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="longer than the checkpoint's limit"):
+        main(["train", "--data", str(data), "--output", str(again), "--model", str(out / "checkpoint"),
+              "--max-length", "4096"])
 
 
 def test_train_data_errors(tmp_path):
@@ -202,8 +213,9 @@ def test_train_data_errors(tmp_path):
     one.write_text("text,label\na b c,x\nd e f,x\n")
     with pytest.raises(ValueError, match="at least two labels"):
         read_table(str(one))
+    (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ValueError, match="Unsupported data file"):
-        read_table(str(tmp_path / "x.txt")) if (tmp_path / "x.txt").write_text("x") else None
+        read_table(str(tmp_path / "x.txt"))
     with pytest.raises(SystemExit, match="--hidden-size set the size"):
         main(["train", "--model", str(tmp_path), "--hidden-size", "8"])
 

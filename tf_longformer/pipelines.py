@@ -523,15 +523,15 @@ class TextClassificationPipeline(Pipeline):
                 text, pair = x, None
             if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
                 raise TypeError(f"text-classification takes strings, got {type(text).__name__}.")
-            full = len(tok(text, pair)["input_ids"])
-            if full > self.max_length:
+            enc = tok(text, pair, truncation=True, max_length=self.max_length)
+            if enc.encodings[0].overflowing:
                 if not truncation:
-                    raise ValueError(f"The input is {full} tokens; this model reads at most {self.max_length} "
-                                     "(pass truncation=True to read only the first part).")
+                    full = len(tok(text, pair, add_special_tokens=False)["input_ids"])
+                    raise ValueError(f"The input is more than {self.max_length} tokens ({full} without the special "
+                                     f"tokens); this model reads at most {self.max_length} (pass truncation=True to "
+                                     "read only the first part).")
                 cut += 1
-                ids = tok(text, pair, truncation=True, max_length=self.max_length)["input_ids"]
-            else:
-                ids = tok(text, pair)["input_ids"]
+            ids = enc["input_ids"]
             features.append({"input_ids": ids, "global": (0,)})
         if cut:
             warnings.warn(f"{cut} of {len(features)} inputs were longer than {self.max_length} tokens and were "

