@@ -25,7 +25,6 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -184,19 +183,10 @@ class BatchEncoding(dict):
 
 
 def _atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` (UTF-8, `\n` line ends) to `path` atomically, as the checkpoint files are written."""
+    from tf_longformer.checkpoints import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _read_json_object(path: str) -> dict[str, Any]:
