@@ -22,6 +22,9 @@ PATHS = {
     "band_small_chunks": dict(dense_max_length=0, chunk_queries=1),  # one block per loop step
     "band_odd_chunks": dict(dense_max_length=0, chunk_queries=5),  # last chunk overlaps the one before
     "band_full_blocks": dict(dense_max_length=0, block_queries=None, chunk_queries=7),
+    # global rows with the key/value projections folded into their queries (or not), whatever "auto" picks
+    "band_folded": dict(dense_max_length=0, fold_global_projections=True),
+    "band_unfolded": dict(dense_max_length=0, fold_global_projections=False),
 }
 
 
@@ -58,7 +61,7 @@ def test_each_path_equals_the_dense_oracle(path, seed):
 
 
 @pytest.mark.parametrize("n_global", [0, 1, 3, 5, 9, 40])
-@pytest.mark.parametrize("path", ["dense", "band"])
+@pytest.mark.parametrize("path", ["dense", "band", "band_folded", "band_unfolded"])
 def test_every_global_bucket(path, n_global):
     """Buckets (2, 4, 8) and the full-length fallback: each branch is the oracle."""
     rng = np.random.default_rng(n_global)
@@ -170,3 +173,48 @@ def test_recomputing_gradient_equals_autodiff(rate, length, chunk):
         grads.append([g.numpy() for g in tape.gradient(loss, [q, k, v])] + [out.numpy()])
     for got, want in zip(*grads):
         np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_folded_global_projections_equal_the_unfolded_ones_with_gradients(jit):
+    """Folding `key_global` / `value_global` into the global queries gives the same outputs and the same
+    gradients (inputs and every weight) as projecting every token, in float32, also under XLA."""
+    rng = np.random.default_rng(11)
+    layers = {}
+    for fold in (True, False):
+        layers[fold] = make_layer(rng, 6, 3, 4, global_buckets=(4,), fold_global_projections=fold)
+        layers[fold](tf.zeros([1, 6, 12]), tf.ones([1, 6], tf.int32))
+    layers[False].set_weights(layers[True].get_weights())
+    hidden = tf.constant(rng.normal(size=(2, 37, 12)).astype(np.float32))
+    mask = np.ones((2, 37), np.int32)
+    mask[0, [0, 9, 30]] = 2
+    mask[1, 0] = 2
+    mask[1, 33:] = 0
+    mask = tf.constant(mask)
+    target = tf.constant(rng.normal(size=(2, 37, 12)).astype(np.float32))
+
+    def run(layer):
+        @tf.function(jit_compile=jit)
+        def f():
+            with tf.GradientTape() as tape:
+                tape.watch(hidden)
+                out = layer(hidden, mask)
+                loss = tf.reduce_sum((out - target) ** 2)
+            return out, tape.gradient(loss, [hidden] + layer.trainable_weights)
+        return f()
+
+    (out_f, grads_f), (out_u, grads_u) = run(layers[True]), run(layers[False])
+    np.testing.assert_allclose(out_f.numpy(), out_u.numpy(), atol=1e-5)
+    for name, a, b in zip(["hidden"] + [w.path for w in layers[True].trainable_weights], grads_f, grads_u):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4, err_msg=name)
+    names = [w.path for w in layers[True].trainable_weights]
+    folded = next(i for i, n in enumerate(names) if "key_global" in n and "kernel" in n)
+    assert float(np.abs(grads_f[1 + folded].numpy()).max()) > 0  # the folded weights do get gradients
+
+
+def test_fold_choice_follows_the_flop_count():
+    layer = LongformerSelfAttention(num_heads=12, head_dim=64, attention_window=512)
+    assert layer._folds_global_projections(16) and not layer._folds_global_projections(128)
+    assert not layer._folds_global_projections(0)
+    with pytest.raises(ValueError, match="fold_global_projections"):
+        LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=4, fold_global_projections="yes")

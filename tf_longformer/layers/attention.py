@@ -464,6 +464,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         attention_window: the FULL window (even); each token sees `attention_window // 2` on each side.
         dropout: dropout rate on the attention probabilities (local and global).
         global_buckets: static global-slot counts tried before falling back to the full length.
+        fold_global_projections: "auto" (default), True or False. Global rows fold the global key/value
+            projections into their queries instead of projecting every token (fewer FLOPs when the bucket
+            has few slots; "auto" decides per bucket). The numbers are the same up to rounding.
         kernel_initializer, bias_initializer: for the eight projections.
 
     Call arguments:
@@ -495,6 +498,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         block_queries=None,
         chunk_queries=DEFAULT_CHUNK_QUERIES,
         dense_max_length=DEFAULT_DENSE_MAX_LENGTH,
+        fold_global_projections="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -517,6 +521,9 @@ class LongformerSelfAttention(keras.layers.Layer):
             raise ValueError(f"`chunk_queries` must be a positive integer, got {chunk_queries!r}.")
         if not isinstance(dense_max_length, int) or dense_max_length < 0:
             raise ValueError(f"`dense_max_length` must be an integer >= 0, got {dense_max_length!r}.")
+        if fold_global_projections not in ("auto", True, False):
+            raise ValueError(f"`fold_global_projections` must be 'auto', True or False, got {fold_global_projections!r}.")
+        self.fold_global_projections = fold_global_projections
         self.block_queries = block_queries
         self.chunk_queries = chunk_queries
         self.dense_max_length = dense_max_length
@@ -615,11 +622,14 @@ class LongformerSelfAttention(keras.layers.Layer):
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
             out = tf.transpose(out, [0, 2, 1, 3]) * local_query
             # global rows: their own projections, against every non-padded token
-            kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
             hg = tf.gather(hidden, index, batch_dims=1)
             (qg,) = self._project(hg, (self.query_global,), (scale,))
-            scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
+            if self._folds_global_projections(num_slots):
+                return scatter_slots(tf.transpose(self._folded_global_rows(qg, hidden, ok, training), [0, 2, 1, 3]),
+                                     is_global, out)
+            kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
+            scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
             probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
             probs = self.global_probs_dropout(probs, training=training)
             gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
@@ -629,6 +639,45 @@ class LongformerSelfAttention(keras.layers.Layer):
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
         return self.output_dense(out)[:, :length]
+
+    def _folds_global_projections(self, num_slots):
+        """Whether the global rows of a `num_slots` bucket fold the key/value projections into their queries.
+
+        `q . (x Wk + bk) = (q Wk^T) . x + q . bk` and `sum_j p_j (x_j Wv + bv) = (sum_j p_j x_j) Wv + bv sum_j p_j`:
+        the same numbers (up to rounding) without projecting every token's global key and value. That costs
+        about `4 n H^2` FLOPs per layer (n tokens, H hidden); the folded products `4 n H heads slots`. So for
+        few slots (base size: under 70) folding is cheaper and keeps two `(batch, n, H)` tensors fewer.
+        """
+        if not isinstance(num_slots, int) or num_slots <= 0:
+            return False
+        if self.fold_global_projections == "auto":
+            hidden = self.num_heads * self.head_dim
+            return num_slots * (self.num_heads - 1) < hidden
+        return bool(self.fold_global_projections)
+
+    def _folded_global_rows(self, qg, hidden, ok, training):
+        """Global rows' attention with the key/value projections folded in: `(batch, heads, slots, dim)`."""
+        dtype = self.compute_dtype
+        wk, bk = tf.cast(self.key_global.kernel, dtype), tf.cast(self.key_global.bias, dtype)
+        wv, bv = tf.cast(self.value_global.kernel, dtype), tf.cast(self.value_global.bias, dtype)
+        batch, heads, slots, dim = tf.shape(qg)[0], self.num_heads, qg.shape[2], self.head_dim
+        size = hidden.shape[-1]
+        # each slot's query pulled back to the hidden space: (b, h, slots, H), one matmul per head
+        qk = tf.matmul(tf.reshape(tf.transpose(qg, [1, 0, 2, 3]), [heads, -1, dim]),
+                       tf.transpose(wk, [1, 2, 0]))  # (h, b*slots, H)
+        qk = tf.reshape(tf.transpose(tf.reshape(qk, [heads, batch, slots, size]), [1, 0, 2, 3]),
+                        [batch, heads * slots, size])
+        scores = tf.matmul(qk, hidden, transpose_b=True)  # (b, h*slots, n): one matmul for every head and slot
+        scores = tf.reshape(tf.cast(scores, tf.float32), [batch, heads, slots, -1])
+        scores = scores + tf.cast(tf.reduce_sum(qg * bk[None, :, None, :], -1), tf.float32)[..., None]
+        probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
+        probs = tf.cast(self.global_probs_dropout(probs, training=training), dtype)
+        mixed = tf.matmul(tf.reshape(probs, [batch, heads * slots, -1]), hidden)  # (b, h*slots, H)
+        mixed = tf.reshape(tf.transpose(tf.reshape(mixed, [batch, heads, slots, size]), [1, 0, 2, 3]),
+                           [heads, -1, size])
+        out = tf.matmul(mixed, tf.transpose(wv, [1, 0, 2]))  # (h, b*slots, d)
+        out = tf.transpose(tf.reshape(out, [heads, batch, slots, dim]), [1, 0, 2, 3])
+        return out + tf.reduce_sum(probs, -1, keepdims=True) * bv[None, :, None, :]
 
     def _project(self, hidden, layers, scales):
         """The projections as ONE matmul, heads in front: `(batch, heads, length, dim)` each, scale folded in."""
@@ -720,6 +769,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             block_queries=self.block_queries,
             chunk_queries=self.chunk_queries,
             dense_max_length=self.dense_max_length,
+            fold_global_projections=self.fold_global_projections,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
