@@ -31,7 +31,7 @@ ERAS = ((1790, 1849), (1850, 1899), (1900, 1949), (1950, 2026))
 ERA_NAMES = [f"{a}-{b}" for a, b in ERAS]
 YEAR = re.compile(r"\b(1[7-9]\d\d|20\d\d)\b")
 
-#: The defaults of the main job: about 5 minutes on 2 CPU cores (see the README for the measured run).
+#: The defaults of the main job: about 8 minutes on 2 idle CPU cores (see the README for the measured run).
 SOTU_SETTINGS = dict(output="tf-longformer-sotu", max_length=4096, baseline_length=512, epochs=6, batch_size=4,
                      learning_rate=1e-3, vocab_size=8000, hidden_size=64, num_layers=2, num_heads=4,
                      intermediate_size=128, attention_window=64)

