@@ -681,8 +681,9 @@ def format_report(report) -> str:
                     f"{acc['logits_relative_error']:.2e}, top-1 agreement {100 * acc['top1_agreement']:.2f}%, "
                     f"MLM loss {acc['loss_float32']:.4f} -> {acc['loss_bfloat16']:.4f}, gradient cosine "
                     f"{acc['gradient_cosine']:.5f}.")
-    head.append(f"Total run time {report['total_s'] / 60:.1f} min; {report['repeats']} timed repeats after "
-                f"{report['warmup']} warm-up per measurement, {report['passes']} pass(es), batch {report['batch']}, "
+    head.append(f"Total run time {report['total_s'] / 60:.1f} min; per measurement, a fresh process, one untimed "
+                f"first call (tracing), {report['warmup']} more untimed call(s), then the median of "
+                f"{report['repeats']} timed calls; {report['passes']} pass(es), batch {report['batch']}, "
                 f"{report['global_tokens']} global token(s).")
     return "\n\n".join([" ".join(head), format_table(report), format_targets(report)])
 
@@ -728,10 +729,9 @@ def plot(report, path) -> bool:
 
 
 def _atomic_write(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from tf_longformer.checkpoints import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_outputs(report, out_dir, log=print):
