@@ -253,6 +253,8 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
     """
     batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
     static_len = q.shape[2]
+    if tf.executing_eagerly():
+        parallel_iterations = None  # eager map_fn runs one step at a time (and warns if asked for more)
     block = block or (w // 2 if w % 2 == 0 else w)
     if w % block:
         raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
