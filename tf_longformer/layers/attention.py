@@ -632,8 +632,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                                      is_global, out)
             kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
             scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
-            probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
-            probs = self.global_probs_dropout(probs, training=training)
+            probs = self._global_probs(scores, ok, training)
             gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
 
@@ -657,6 +656,11 @@ class LongformerSelfAttention(keras.layers.Layer):
             return num_slots * (self.num_heads - 1) < hidden
         return bool(self.fold_global_projections)
 
+    def _global_probs(self, scores, ok, training):
+        """The global rows' probabilities over every non-padded token (float32), with dropout in training."""
+        probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
+        return self.global_probs_dropout(probs, training=training)
+
     def _folded_global_rows(self, qg, hidden, ok, training):
         """Global rows' attention with the key/value projections folded in: `(batch, heads, slots, dim)`."""
         dtype = self.compute_dtype
@@ -672,8 +676,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         scores = tf.matmul(qk, hidden, transpose_b=True)  # (b, h*slots, n): one matmul for every head and slot
         scores = tf.reshape(tf.cast(scores, tf.float32), [batch, heads, slots, -1])
         scores = scores + tf.cast(tf.reduce_sum(qg * bk[None, :, None, :], -1), tf.float32)[..., None]
-        probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
-        probs = tf.cast(self.global_probs_dropout(probs, training=training), dtype)
+        probs = tf.cast(self._global_probs(scores, ok, training), dtype)
         mixed = tf.matmul(tf.reshape(probs, [batch, heads * slots, -1]), hidden)  # (b, h*slots, H)
         mixed = tf.reshape(tf.transpose(tf.reshape(mixed, [batch, heads, slots, size]), [1, 0, 2, 3]),
                            [heads, -1, size])
