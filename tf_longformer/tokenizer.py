@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from tokenizers import AddedToken, Encoding, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Encoding, Tokenizer, models, pre_tokenizers, trainers
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,53 @@ def _read_merges(path: str, vocab: dict[str, int]) -> list[tuple[str, str]]:
     return merges
 
 
+def _byte_level_state(add_prefix_space: bool) -> dict[str, Any]:
+    """The serialized byte-level pre-tokenizer / decoder (the same JSON in every `tokenizers` release)."""
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": True}
+
+
+def _bpe_tokenizer(
+    vocab: dict[str, int], merges: Sequence[tuple[str, str]], pre_tokenizer: dict[str, Any] | None = None
+) -> Tokenizer:
+    """A `Tokenizer` holding a byte-level BPE model of `vocab` + `merges`, built from its serialized form.
+
+    The model's JSON starts from what the installed release itself writes for an empty BPE model (so every field
+    it knows is present), with merges as `"a b"` strings, the one spelling every release reads (merges.txt tokens
+    never hold a space). `pre_tokenizer` (serialized) also sets the byte-level decoder, as training needs.
+    """
+    state = json.loads(Tokenizer(models.BPE()).to_str())
+    if pre_tokenizer is not None:
+        state.update(pre_tokenizer=pre_tokenizer, decoder=_byte_level_state(True))
+    state["model"].update(
+        vocab=vocab,
+        merges=[f"{a} {b}" for a, b in merges],
+        dropout=None,
+        unk_token=None,
+        continuing_subword_prefix="",
+        end_of_word_suffix="",
+        fuse_unk=False,
+    )
+    return Tokenizer.from_str(json.dumps(state))
+
+
+def _read_with_string_merges(path: str) -> Tokenizer | None:
+    """`tokenizer.json` with its BPE merges as `"a b"` strings, or None when that does not make it readable.
+
+    Releases since 0.20 write merges as `["a", "b"]` pairs; older ones (the floor we support) read only strings.
+    Both spellings mean the same merges whenever no token holds a space, as in every byte-level vocabulary.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        merges = state["model"]["merges"]
+        if any(not isinstance(m, str) and (len(m) != 2 or " " in m[0] or " " in m[1]) for m in merges):
+            return None
+        state["model"]["merges"] = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in merges]
+        return Tokenizer.from_str(json.dumps(state))
+    except Exception:  # not JSON, no BPE model, or still unreadable: the caller reports the original error
+        return None
+
+
 def _token_content(value: Any, source: str) -> tuple[str, dict[str, bool]]:
     """A special token given as a string or as a serialized AddedToken dict -> (content, flags given)."""
     if isinstance(value, AddedToken):
@@ -363,16 +410,7 @@ class LongformerTokenizerFast:
         elif vocab_file is not None and merges_file is not None:
             vocab = _read_vocab(os.fspath(vocab_file))
             merges = _read_merges(os.fspath(merges_file), vocab)
-            backend = Tokenizer(
-                models.BPE(
-                    vocab=vocab,
-                    merges=merges,
-                    dropout=None,
-                    continuing_subword_prefix="",
-                    end_of_word_suffix="",
-                    fuse_unk=False,
-                )
-            )
+            backend = _bpe_tokenizer(vocab, merges)
         else:
             raise ValueError("Give `tokenizer_file`, or both `vocab_file` and `merges_file`, or `tokenizer_object`.")
         self._tokenizer = backend
@@ -387,28 +425,25 @@ class LongformerTokenizerFast:
         try:
             backend = Tokenizer.from_file(path)
         except Exception as e:  # the tokenizers library raises a bare Exception on malformed files
-            raise ValueError(f"Corrupt tokenizer file {path}: {e}") from e
+            backend = _read_with_string_merges(path)
+            if backend is None:
+                raise ValueError(f"Corrupt tokenizer file {path}: {e}") from e
         model_type = json.loads(backend.model.__getstate__()).get("type")
         if model_type != "BPE":
             raise ValueError(f"Tokenizer file {path} holds a {model_type} model; a byte-level BPE model is required.")
         return backend
 
     def _configure_backend(self) -> None:
-        """Bring the backend pipeline in line with `add_prefix_space` / `trim_offsets` and the special tokens."""
+        """Bring the backend pipeline in line with `add_prefix_space` / `trim_offsets` and the special tokens.
+
+        The pipeline is edited in the serialized `tokenizer.json` form and rebuilt with `Tokenizer.from_str`, never
+        through the Python constructors of `tokenizers.pre_tokenizers` / `processors` / `decoders`: that format is
+        versioned and read by every release (every checkpoint on the hub depends on it), while the constructors'
+        keyword names change between releases (0.23 renamed `RobertaProcessing(cls=...)` to `cls_token`).
+        """
         tok = self._tokenizer
         tok.no_truncation()
         tok.no_padding()
-
-        pre = tok.pre_tokenizer
-        if pre is None:
-            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=self._add_prefix_space)
-        else:
-            state = json.loads(pre.__getstate__())
-            if state.get("add_prefix_space", self._add_prefix_space) != self._add_prefix_space:
-                state["add_prefix_space"] = self._add_prefix_space
-                tok.pre_tokenizer = getattr(pre_tokenizers, state.pop("type"))(**state)
-        if tok.decoder is None:
-            tok.decoder = decoders.ByteLevel()
 
         # Special tokens missing from the backend's added vocabulary (always the case for vocab.json + merges.txt).
         present = {t.content for t in tok.get_added_tokens_decoder().values()}
@@ -421,28 +456,29 @@ class LongformerTokenizerFast:
         if missing:
             tok.add_special_tokens(missing)
 
-        post = tok.post_processor
+        state = json.loads(tok.to_str())
+        before = json.dumps(state, sort_keys=True)
+        pre = state.get("pre_tokenizer")
+        if pre is None:
+            state["pre_tokenizer"] = _byte_level_state(self._add_prefix_space)
+        elif "add_prefix_space" in pre:
+            pre["add_prefix_space"] = self._add_prefix_space
+        if state.get("decoder") is None:
+            state["decoder"] = _byte_level_state(True)
+        post = state.get("post_processor")
         if post is None:
-            tok.post_processor = self._roberta_processing()
-        else:
-            state = json.loads(post.__getstate__())
-            if state.get("type") == "RobertaProcessing" and (
-                state.get("add_prefix_space") != self._add_prefix_space
-                or state.get("trim_offsets") != self._trim_offsets
-            ):
-                state.update(add_prefix_space=self._add_prefix_space, trim_offsets=self._trim_offsets)
-                state["sep"], state["cls"] = tuple(state["sep"]), tuple(state["cls"])
-                state.pop("type")
-                tok.post_processor = processors.RobertaProcessing(**state)
-
-    def _roberta_processing(self) -> processors.RobertaProcessing:
-        sep, cls = self.sep_token, self.cls_token
-        return processors.RobertaProcessing(
-            sep=(sep, self._tokenizer.token_to_id(sep)),
-            cls=(cls, self._tokenizer.token_to_id(cls)),
-            trim_offsets=self._trim_offsets,
-            add_prefix_space=self._add_prefix_space,
-        )
+            sep, cls = self.sep_token, self.cls_token
+            state["post_processor"] = {
+                "type": "RobertaProcessing",
+                "sep": [sep, tok.token_to_id(sep)],
+                "cls": [cls, tok.token_to_id(cls)],
+                "trim_offsets": self._trim_offsets,
+                "add_prefix_space": self._add_prefix_space,
+            }
+        elif post.get("type") == "RobertaProcessing":
+            post.update(add_prefix_space=self._add_prefix_space, trim_offsets=self._trim_offsets)
+        if json.dumps(state, sort_keys=True) != before:
+            self._tokenizer = Tokenizer.from_str(json.dumps(state))
 
     @classmethod
     def from_pretrained(cls: type[_T], pretrained_path: str | os.PathLike, **kwargs: Any) -> _T:
@@ -535,11 +571,7 @@ class LongformerTokenizerFast:
         special = [_default_added_token(attributes[t], t, {}) for t in TRAINING_SPECIAL_TOKENS]
         add_prefix_space = bool(kwargs.get("add_prefix_space", False))
 
-        backend = Tokenizer(
-            models.BPE(dropout=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False)
-        )
-        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
-        backend.decoder = decoders.ByteLevel()
+        backend = _bpe_tokenizer({}, [], pre_tokenizer=_byte_level_state(add_prefix_space))
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
             min_frequency=min_frequency,
@@ -569,6 +601,8 @@ class LongformerTokenizerFast:
         model = state["model"]
         vocab = dict(sorted(model["vocab"].items(), key=lambda item: item[1]))
         merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+        if not any(" " in token for m in model["merges"] if not isinstance(m, str) for token in m):
+            model["merges"] = merges  # `"a b"`: read by every tokenizers release (pairs only by 0.20+)
 
         config: dict[str, Any] = dict(self._extra_config)
         config.update(
