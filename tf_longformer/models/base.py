@@ -275,7 +275,10 @@ class TFLongformerPreTrainedModel(keras.Model):
         strategy = getattr(self, "_distribute_strategy", None)
         if strategy is None or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
+        for step in iterator:
+            # Keras' epoch iterator yields (step, iterator) up to 3.10 and (begin, end, iterator) since: the
+            # iterator is the last item in every release.
+            it = step[-1]
             data_batch = keras.tree.map_structure(
                 lambda v: strategy.experimental_local_results(v)[0]
                 if isinstance(v, tf.distribute.DistributedValues) else v,
