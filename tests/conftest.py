@@ -1,6 +1,7 @@
 import os
 import sys
 import warnings
+from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -17,6 +18,83 @@ if os.environ.get("TF_LONGFORMER_REQUIRE_REFERENCE"):
     import transformers  # noqa: F401
 
 
+MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "reference: needs the PyTorch reference (torch and/or transformers): parity, PyTorch round trips, "
+        "transformers tokenizer comparisons; skipped without them, deselect with -m 'not reference'",
+    )
+    if os.environ.get(MAX_SKIPS_ENV, "").strip() and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(SkipGuard(os.environ[MAX_SKIPS_ENV].strip()), "tf_longformer_skip_guard")
+
+
+class SkipGuard:
+    """`TF_LONGFORMER_MAX_SKIPS=N`: a session that skips more than N tests, or passes none, FAILS (exit status 1
+    unless it already failed), after listing the skip reasons with their counts. A skipped module counts once.
+    So a CI leg whose optional dependencies went missing goes red instead of green-but-empty."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.passed = 0
+        self.skipped = Counter()
+        self.message = None
+
+    @staticmethod
+    def _reason(report):
+        longrepr = report.longrepr
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: reason")
+            path, line, reason = longrepr
+            reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+            return f"{reason} [{os.path.basename(str(path))}:{line}]"
+        return str(longrepr)
+
+    def _record(self, report):
+        if hasattr(report, "wasxfail"):  # xfailed / xpassed: neither a skip nor a pass
+            return
+        if report.skipped:
+            self.skipped[self._reason(report)] += 1
+        elif report.passed and report.when == "call":
+            self.passed += 1
+
+    def pytest_runtest_logreport(self, report):
+        self._record(report)
+
+    def pytest_collectreport(self, report):
+        self._record(report)
+
+    def pytest_sessionfinish(self, session):
+        if session.config.option.collectonly:
+            return
+        skipped = sum(self.skipped.values())
+        problems = []
+        if not self.limit.isdigit():
+            problems.append(f"{MAX_SKIPS_ENV}={self.limit!r} is not a non-negative integer")
+        elif skipped > int(self.limit):
+            problems.append(f"{skipped} test(s) skipped, more than {MAX_SKIPS_ENV}={self.limit}")
+        if self.passed == 0:
+            problems.append("no test passed")
+        if not problems:
+            return
+        lines = [f"FAILING the session: {'; '.join(problems)}."]
+        if self.skipped:
+            lines.append(f"Skip reasons ({skipped} skipped; count: reason [where]):")
+            lines += [f"  {n:4d}: {reason}" for reason, n in self.skipped.most_common()]
+        self.message = "\n".join(lines)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if session.config.pluginmanager.get_plugin("terminalreporter") is None:
+            print(f"tf-longformer skip guard: {self.message}", file=sys.stderr)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.message:
+            terminalreporter.section("tf-longformer skip guard", sep="=", red=True, bold=True)
+            for line in self.message.splitlines():
+                terminalreporter.write_line(line, red=True)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -25,7 +103,7 @@ def rng():
 def tiny_config(**overrides):
     from tf_longformer import LongformerConfig
 
-    from reference import tiny_config_dict
+    from helpers import tiny_config_dict
 
     return LongformerConfig(**tiny_config_dict(**overrides))
 

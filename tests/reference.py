@@ -1,4 +1,9 @@
-"""The PyTorch reference (`transformers` + `torch`), used only by tests: tiny random checkpoints and its outputs."""
+"""The PyTorch reference (`transformers` + `torch`), used only by tests: tiny random checkpoints and its outputs.
+
+Importing this module skips the importing test (or module) when torch or transformers is missing; what needs
+neither (the tiny config, the head names) lives in `helpers.py`, and `helpers.make_reference` /
+`helpers.run_reference` import this module only when called, so test modules can be collected without torch.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-HEADS = {
-    "base": ("LongformerModel", "TFLongformerModel"),
-    "masked_lm": ("LongformerForMaskedLM", "TFLongformerForMaskedLM"),
-    "sequence_classification": ("LongformerForSequenceClassification", "TFLongformerForSequenceClassification"),
-    "token_classification": ("LongformerForTokenClassification", "TFLongformerForTokenClassification"),
-    "question_answering": ("LongformerForQuestionAnswering", "TFLongformerForQuestionAnswering"),
-    "multiple_choice": ("LongformerForMultipleChoice", "TFLongformerForMultipleChoice"),
-}
-
-
-def tiny_config_dict(**overrides):
-    cfg = dict(
-        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-        max_position_embeddings=130, attention_window=[4, 6], type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, sep_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        layer_norm_eps=1e-5, num_labels=3,
-    )
-    cfg.update(overrides)
-    return cfg
+from helpers import HEADS, tiny_config_dict  # noqa: E402,F401  (torch-free; re-exported)
 
 
 def make_reference(head, directory, seed=0, **config_overrides):

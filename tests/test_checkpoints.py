@@ -1,4 +1,7 @@
-"""Checkpoint files in and out: HF TF h5, safetensors, pytorch_model.bin, strict loading, PyTorch round trip."""
+"""Checkpoint files in and out: HF TF h5, safetensors, pytorch_model.bin, strict loading, PyTorch round trip.
+
+The tests that write their checkpoint with the PyTorch reference carry the `reference` marker; the HF TF h5
+fixtures and the bad-path checks need neither torch nor transformers."""
 
 import os
 import shutil
@@ -9,7 +12,7 @@ import pytest
 
 import tf_longformer as T
 from conftest import random_batch
-from reference import HEADS, make_reference, run_reference, torch, transformers
+from helpers import HEADS, load_reference, make_reference, run_reference  # the reference: imported when called
 from tf_longformer.checkpoints import CheckpointError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "hf_tf_h5")
@@ -51,9 +54,11 @@ def test_loads_hugging_face_tf_h5(head):
         np.testing.assert_allclose(auto.logits.numpy(), expected["logits_default_global"], atol=TOL)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("head", list(HEADS))
 def test_save_pretrained_is_read_by_pytorch_with_the_same_numbers(head, tmp_path, rng):
     """Our `save_pretrained` -> PyTorch `from_pretrained` -> same outputs (and back again)."""
+    transformers = load_reference().transformers
     overrides = {"num_labels": 2} if head == "question_answering" else {}
     make_reference(head, tmp_path / "src", seed=3, **overrides)
     ours = getattr(T, HEADS[head][1]).from_pretrained(tmp_path / "src")
@@ -74,6 +79,7 @@ def test_save_pretrained_is_read_by_pytorch_with_the_same_numbers(head, tmp_path
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.reference
 def test_pytorch_bin_is_read_with_weights_only(tmp_path, rng):
     ref = make_reference("masked_lm", tmp_path / "pt", seed=5)
     ref.save_pretrained(tmp_path / "bin", safe_serialization=False)
@@ -83,8 +89,10 @@ def test_pytorch_bin_is_read_with_weights_only(tmp_path, rng):
     np.testing.assert_allclose(ours(inputs).logits.numpy(), run_reference(ref, inputs)["logits"], atol=TOL)
 
 
+@pytest.mark.reference
 def test_pytorch_bin_with_code_is_refused(tmp_path):
     """A pickle that would run code is refused by `weights_only=True`, and nothing runs."""
+    torch = load_reference().torch
     make_reference("base", tmp_path, seed=1)
     os.remove(tmp_path / "model.safetensors")
 
@@ -98,6 +106,7 @@ def test_pytorch_bin_with_code_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "pwned")
 
 
+@pytest.mark.reference  # the checkpoint is written by the PyTorch reference
 def test_base_checkpoint_into_a_head_says_the_head_is_new(tmp_path):
     make_reference("base", tmp_path, seed=2)
     with pytest.warns(UserWarning, match=r"newly initialised.*classifier\.dense\.weight"):
@@ -105,6 +114,7 @@ def test_base_checkpoint_into_a_head_says_the_head_is_new(tmp_path):
     assert model.classifier.out_proj.kernel.shape == (16, 4)
 
 
+@pytest.mark.reference  # the checkpoint is written by the PyTorch reference
 def test_masked_lm_checkpoint_into_classifier_ignores_the_lm_head(tmp_path):
     make_reference("masked_lm", tmp_path, seed=2)
     with pytest.warns(UserWarning, match="newly initialised"):
@@ -113,6 +123,7 @@ def test_masked_lm_checkpoint_into_classifier_ignores_the_lm_head(tmp_path):
     assert base.built
 
 
+@pytest.mark.reference  # the checkpoint is written by the PyTorch reference
 def test_missing_unexpected_and_mismatched_tensors_are_listed(tmp_path):
     from safetensors.numpy import load_file, save_file
 
@@ -131,12 +142,14 @@ def test_missing_unexpected_and_mismatched_tensors_are_listed(tmp_path):
     assert "lm_head.dense.bias: checkpoint (5,), model (16,)" in msg
 
 
+@pytest.mark.reference  # the checkpoint is written by the PyTorch reference
 def test_config_that_does_not_fit_the_weights(tmp_path):
     make_reference("base", tmp_path, seed=2)
     with pytest.raises(CheckpointError, match="intermediate.dense.weight: checkpoint \\(24, 16\\), model \\(32, 16\\)"):
         T.TFLongformerModel.from_pretrained(tmp_path, intermediate_size=32)
 
 
+@pytest.mark.reference  # the checkpoint is written by the PyTorch reference
 def test_half_a_head_is_an_error_not_a_new_head(tmp_path):
     from safetensors.numpy import load_file, save_file
 

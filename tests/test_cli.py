@@ -267,6 +267,7 @@ def _torch_reference(kind, directory):
     return make_reference(kind, directory)
 
 
+@pytest.mark.reference
 def test_convert_allenai_layout_gives_the_reference_numbers(tmp_path, capsys):
     """A checkpoint of the original allenai code (RoBERTa names, one-sided windows) converted, then compared
     with the PyTorch reference on the original weights."""
@@ -303,6 +304,7 @@ def test_convert_allenai_layout_gives_the_reference_numbers(tmp_path, capsys):
         main(["convert", "--model", str(allenai), "--output", str(tmp_path / "out2")])
 
 
+@pytest.mark.reference
 def test_convert_plain_roberta_to_a_longformer(tmp_path, capsys):
     """RoBERTa -> Longformer (the paper's recipe): with the window covering the whole input and no global
     token, the Longformer computes exactly what RoBERTa computes; positions past 512 are copies."""

@@ -4,6 +4,9 @@ The fixture (tests/fixtures/tokenizer, made by tools/make_tokenizer_fixture.py w
 is a 400-token vocabulary trained on a few paragraphs of mixed-language text. Note for the real
 `allenai/longformer-base-4096` vocabulary (not available offline): transformers documents
 `tokenizer("Hello world")["input_ids"] == [0, 31414, 232, 2]`.
+
+The comparisons with transformers carry the `reference` marker (and skip without transformers); what checks
+our tokenizer alone runs without it.
 """
 
 from __future__ import annotations
@@ -103,6 +106,13 @@ def pair(request, transformers_mod, vocab_merges_dir):
     )
 
 
+@pytest.fixture(scope="module", params=["tokenizer.json", "vocab+merges"])
+def our_tok(request, vocab_merges_dir):
+    """Our tokenizer alone, from the same two folders as `pair`: for the checks that need no reference."""
+    directory = FIXTURE_DIR if request.param == "tokenizer.json" else vocab_merges_dir
+    return LongformerTokenizerFast.from_pretrained(directory)
+
+
 @pytest.fixture(scope="module")
 def prefix_pair(transformers_mod):
     """(ours, reference) with add_prefix_space=True (needed for pre-split words)."""
@@ -149,6 +159,7 @@ def assert_same_or_both_raise(tokenizers, *args, **kwargs):
 # ------------------------------------------------------------------------------------------- parity with reference
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("index", range(len(TEXTS)))
 def test_single_text_matches_reference(pair, index):
     kwargs = dict(
@@ -158,6 +169,7 @@ def test_single_text_matches_reference(pair, index):
     assert_same(*both(pair, TEXTS[index], add_special_tokens=False, return_offsets_mapping=True))
 
 
+@pytest.mark.reference
 def test_batch_matches_reference(pair):
     ours, ref = both(pair, TEXTS, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True)
     assert_same(ours, ref)
@@ -168,10 +180,12 @@ def test_batch_matches_reference(pair):
     assert_same(*both(pair, TEXTS))  # unpadded: ragged lists
 
 
+@pytest.mark.reference
 def test_add_prefix_space_matches_reference(prefix_pair):
     assert_same(*both(prefix_pair, TEXTS, padding=True, return_offsets_mapping=True))
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("vocab_merges", [False, True])
 def test_trim_offsets_false_matches_reference(transformers_mod, vocab_merges_dir, vocab_merges):
     directory = vocab_merges_dir if vocab_merges else FIXTURE_DIR
@@ -181,6 +195,7 @@ def test_trim_offsets_false_matches_reference(transformers_mod, vocab_merges_dir
     assert_same(ours(TEXTS, seconds, return_offsets_mapping=True), ref(TEXTS, seconds, return_offsets_mapping=True))
 
 
+@pytest.mark.reference
 def test_pairs_match_reference(pair):
     for a, b in PAIRS:
         ours, ref = both(pair, a, b, return_offsets_mapping=True, return_token_type_ids=True)
@@ -189,12 +204,16 @@ def test_pairs_match_reference(pair):
     firsts, seconds = [a for a, _ in PAIRS], [b for _, b in PAIRS]
     assert_same(*both(pair, firsts, seconds, padding=True, return_offsets_mapping=True))
     assert_same(*both(pair, PAIRS, padding="longest", return_offsets_mapping=True))  # list of (a, b) tuples
-    ours, _ = both(pair, "Hello world", "How are you")
-    cls, sep = ours_ids = pair[0].cls_token_id, pair[0].sep_token_id
+
+
+def test_pair_layout(our_tok):
+    ours = our_tok("Hello world", "How are you")
+    cls, sep = ours_ids = our_tok.cls_token_id, our_tok.sep_token_id
     assert ours_ids == (0, 2)
     assert ours["input_ids"][0] == cls and ours["input_ids"].count(sep) == 3
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("strategy", [True, "longest_first", "only_first", "only_second"])
 @pytest.mark.parametrize("max_length", [6, 9, 13, 24, 64])
 def test_pair_truncation_matches_reference(pair, strategy, max_length):
@@ -202,6 +221,7 @@ def test_pair_truncation_matches_reference(pair, strategy, max_length):
         assert_same_or_both_raise(pair, a, b, truncation=strategy, max_length=max_length, return_offsets_mapping=True)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("max_length", [2, 3, 10, 50])
 def test_single_truncation_matches_reference(pair, max_length):
     batch = TEXTS[-6:]
@@ -212,23 +232,33 @@ def test_single_truncation_matches_reference(pair, max_length):
     assert_same_or_both_raise(pair, TEXTS[-1], truncation="only_second", max_length=max_length)
 
 
-def test_only_second_needs_a_pair(pair):
-    ours, ref = pair
+@pytest.mark.reference
+def test_only_second_needs_a_pair_in_the_reference_too(pair):
+    _, ref = pair
     with pytest.raises(Exception):
         ref(TEXTS[-1], truncation="only_second", max_length=10)
+
+
+def test_only_second_needs_a_pair(our_tok):
     with pytest.raises(ValueError, match="Second sequence"):
-        ours(TEXTS[-1], truncation="only_second", max_length=10)
+        our_tok(TEXTS[-1], truncation="only_second", max_length=10)
 
 
-def test_truncation_defaults_to_model_max_length(pair):
+@pytest.mark.reference
+def test_truncation_defaults_to_model_max_length_as_in_the_reference(pair):
     ours, ref = pair
     assert ours.model_max_length == ref.model_max_length
     long_text = TEXTS[-1] * 3
     assert_same(*both(pair, long_text, truncation=True))
-    if ours.model_max_length == 4096:  # tokenizer_config.json present
-        assert len(ours(long_text, truncation=True)["input_ids"]) == 4096
 
 
+def test_truncation_defaults_to_model_max_length(our_tok):
+    long_text = TEXTS[-1] * 3
+    if our_tok.model_max_length == 4096:  # tokenizer_config.json present
+        assert len(our_tok(long_text, truncation=True)["input_ids"]) == 4096
+
+
+@pytest.mark.reference
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -252,11 +282,13 @@ def test_padding_matches_reference(pair, kwargs):
     assert_same(*both(pair, PAIRS, **kwargs))
 
 
+@pytest.mark.reference
 def test_pad_to_max_length_without_max_length(pair):
     ours, ref = both(pair, ["Hello world", "a"], padding="max_length")
     assert_same(ours, ref)
 
 
+@pytest.mark.reference
 def test_left_padding_and_truncation_match_reference(transformers_mod):
     ours = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, padding_side="left", truncation_side="left")
     ref = transformers_mod.LongformerTokenizerFast.from_pretrained(
@@ -267,15 +299,22 @@ def test_left_padding_and_truncation_match_reference(transformers_mod):
     assert_same(ours(PAIRS, **kwargs), ref(PAIRS, **kwargs))
 
 
-def test_multiple_of_must_divide_max_length(pair):
-    ours, ref = pair
-    kwargs = dict(padding="max_length", max_length=10, truncation=True, pad_to_multiple_of=4)
+MULTIPLE_OF_NOT_DIVIDING = dict(padding="max_length", max_length=10, truncation=True, pad_to_multiple_of=4)
+
+
+@pytest.mark.reference
+def test_multiple_of_must_divide_max_length_in_the_reference_too(pair):
+    _, ref = pair
     with pytest.raises(ValueError):
-        ref("Hello", **kwargs)
+        ref("Hello", **MULTIPLE_OF_NOT_DIVIDING)
+
+
+def test_multiple_of_must_divide_max_length(our_tok):
     with pytest.raises(ValueError, match="multiple of pad_to_multiple_of"):
-        ours("Hello", **kwargs)
+        our_tok("Hello", **MULTIPLE_OF_NOT_DIVIDING)
 
 
+@pytest.mark.reference
 def test_pre_split_words_match_reference(prefix_pair):
     kwargs = dict(is_split_into_words=True, return_offsets_mapping=True)
     for words in WORDS:
@@ -292,15 +331,21 @@ def test_pre_split_words_match_reference(prefix_pair):
     assert_same(*both(prefix_pair, WORDS, WORDS[::-1], padding=True, truncation=True, max_length=9, **kwargs))
 
 
-def test_pre_split_words_need_prefix_space(pair):
+def test_pre_split_words_need_prefix_space(our_tok):
     with pytest.raises(ValueError, match="add_prefix_space=True"):
-        pair[0](["Hello", "world"], is_split_into_words=True)
+        our_tok(["Hello", "world"], is_split_into_words=True)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("return_tensors", ["np", "tf"])
 def test_return_tensors_match_reference(pair, return_tensors):
     ours, ref = both(pair, TEXTS[:6], padding=True, return_tensors=return_tensors, return_offsets_mapping=True)
     assert_same(ours, ref)
+
+
+@pytest.mark.parametrize("return_tensors", ["np", "tf"])
+def test_return_tensors(our_tok, return_tensors):
+    ours = our_tok(TEXTS[:6], padding=True, return_tensors=return_tensors, return_offsets_mapping=True)
     if return_tensors == "tf":
         import tensorflow as tf
 
@@ -308,12 +353,13 @@ def test_return_tensors_match_reference(pair, return_tensors):
     else:
         assert all(isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.integer) for v in ours.values())
     assert ours["offset_mapping"].shape[-1] == 2
-    single = pair[0]("Hello world", return_tensors=return_tensors)
+    single = our_tok("Hello world", return_tensors=return_tensors)
     assert tuple(single["input_ids"].shape) == (1, 9)  # a single input keeps its batch axis
     with pytest.raises(ValueError, match="different lengths"):
-        pair[0](["a", "a b c"], return_tensors=return_tensors)
+        our_tok(["a", "a b c"], return_tensors=return_tensors)
 
 
+@pytest.mark.reference
 def test_char_to_token_matches_reference(pair):
     ours, ref = both(pair, PAIRS[0][0], PAIRS[0][1])
     for char in range(len(PAIRS[0][0])):
@@ -324,6 +370,7 @@ def test_char_to_token_matches_reference(pair):
     assert ours.char_to_token(0, 3) == ref.char_to_token(0, 3)
 
 
+@pytest.mark.reference
 def test_vocab_and_special_tokens_match_reference(pair):
     ours, ref = pair
     assert ours.vocab_size == ref.vocab_size == 400
@@ -332,6 +379,14 @@ def test_vocab_and_special_tokens_match_reference(pair):
     for name in ("bos", "eos", "sep", "cls", "unk", "pad", "mask"):
         assert getattr(ours, f"{name}_token") == getattr(ref, f"{name}_token")
         assert getattr(ours, f"{name}_token_id") == getattr(ref, f"{name}_token_id")
+    assert sorted(ours.all_special_ids) == sorted(ref.all_special_ids)
+    ours_added = json.loads(ours.backend_tokenizer.to_str())["added_tokens"]
+    assert ours_added == json.loads(ref.backend_tokenizer.to_str())["added_tokens"]
+
+
+def test_vocab_and_special_tokens(our_tok):
+    ours = our_tok
+    assert ours.vocab_size == 400
     assert (ours.bos_token_id, ours.pad_token_id, ours.eos_token_id, ours.unk_token_id, ours.mask_token_id) == (
         0,
         1,
@@ -339,12 +394,13 @@ def test_vocab_and_special_tokens_match_reference(pair):
         3,
         4,
     )
-    assert sorted(ours.all_special_ids) == sorted(ref.all_special_ids)
     assert ours.add_prefix_space is False and ours.padding_side == "right"
-    ours_added = json.loads(ours.backend_tokenizer.to_str())["added_tokens"]
-    assert ours_added == json.loads(ref.backend_tokenizer.to_str())["added_tokens"]
+    assert ours.convert_tokens_to_ids("<mask>") == 4
+    assert ours.convert_ids_to_tokens(3) == "<unk>"
+    assert ours.num_special_tokens_to_add(pair=True) == 4
 
 
+@pytest.mark.reference
 def test_token_conversions_match_reference(pair):
     ours, ref = pair
     for text in TEXTS[:12]:
@@ -356,7 +412,6 @@ def test_token_conversions_match_reference(pair):
     assert ours.convert_tokens_to_ids(["<s>", "never-seen-token", "Ġw"]) == ref.convert_tokens_to_ids(
         ["<s>", "never-seen-token", "Ġw"]
     )
-    assert ours.convert_tokens_to_ids("<mask>") == 4
     ids = [*range(0, 400, 7), 0, 1, 2]
     assert ours.convert_ids_to_tokens(ids) == ref.convert_ids_to_tokens(ids)
     assert ours.convert_ids_to_tokens(ids, skip_special_tokens=True) == ref.convert_ids_to_tokens(
@@ -367,6 +422,7 @@ def test_token_conversions_match_reference(pair):
     assert ours.num_special_tokens_to_add(pair=True) == ref.num_special_tokens_to_add(pair=True) == 4
 
 
+@pytest.mark.reference
 def test_encode_decode_match_reference(pair):
     ours, ref = pair
     for text in TEXTS:
@@ -381,8 +437,12 @@ def test_encode_decode_match_reference(pair):
     )
     batch = ours(TEXTS[:6], padding=True, return_tensors="np")["input_ids"]
     assert ours.batch_decode(batch, skip_special_tokens=True) == ref.batch_decode(batch, skip_special_tokens=True)
-    assert ours.decode(np.asarray(ids)) == ours.decode(ids)
     assert ours.decode(5) == ref.decode(5)
+
+
+def test_decode_takes_arrays(our_tok):
+    ids = our_tok.encode(TEXTS[-1])
+    assert our_tok.decode(np.asarray(ids)) == our_tok.decode(ids)
 
 
 @pytest.mark.parametrize("text", PLAIN_TEXTS)
@@ -462,10 +522,15 @@ def test_from_pretrained_reads_config(tmp_path):
     )
 
 
-def test_save_pretrained_round_trip(tmp_path, transformers_mod):
+def _saved_after_use(directory):
+    """Our tokenizer (add_prefix_space) saved after a padded, truncated call; (tokenizer, written paths)."""
     tok = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True)
     tok("warm up the backend state", padding="max_length", max_length=32, truncation=True)
-    written = tok.save_pretrained(tmp_path / "saved")
+    return tok, tok.save_pretrained(directory)
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    tok, written = _saved_after_use(tmp_path / "saved")
     names = sorted(os.listdir(tmp_path / "saved"))
     assert names == ["merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
     assert sorted(os.path.basename(p) for p in written) == names  # and no temporary files left behind
@@ -482,7 +547,12 @@ def test_save_pretrained_round_trip(tmp_path, transformers_mod):
     reloaded = LongformerTokenizerFast.from_pretrained(tmp_path / "saved")  # add_prefix_space comes from the config
     assert reloaded.add_prefix_space
     assert_same(reloaded(WORDS, is_split_into_words=True, **kwargs), tok(WORDS, is_split_into_words=True, **kwargs))
-    # The reference reads our files too.
+
+
+@pytest.mark.reference
+def test_saved_files_are_read_by_the_reference(tmp_path, transformers_mod):
+    tok, _ = _saved_after_use(tmp_path / "saved")
+    kwargs = dict(padding=True, return_offsets_mapping=True)
     ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path / "saved")
     assert ref.add_prefix_space and ref.model_max_length == 4096
     assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
@@ -556,11 +626,15 @@ def test_invalid_call_options():
 # ---------------------------------------------------------------------------------------------------------- training
 
 
-def test_train_new_from_iterator(tmp_path, transformers_mod):
+def _trained():
     corpus = [t for t in TEXTS if "<" not in t] * 3
-    tok = LongformerTokenizerFast.train_new_from_iterator(
+    return LongformerTokenizerFast.train_new_from_iterator(
         iter(corpus), vocab_size=350, min_frequency=2, model_max_length=128
     )
+
+
+def test_train_new_from_iterator(tmp_path):
+    tok = _trained()
     vocab = tok.get_vocab()
     assert [vocab[t] for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [0, 1, 2, 3, 4]
     assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id) == (
@@ -576,17 +650,22 @@ def test_train_new_from_iterator(tmp_path, transformers_mod):
         assert ids[0] == 0 and ids[-1] == 2
         assert tok.decode(ids, skip_special_tokens=True) == text
     assert tok.encode("a <mask> b")[2] == 4
-
     tok.save_pretrained(tmp_path)
-    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path)
-    kwargs = dict(padding=True, truncation=True, return_offsets_mapping=True)
-    assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
-    assert_same(LongformerTokenizerFast.from_pretrained(tmp_path)(PAIRS, **kwargs), ref(PAIRS, **kwargs))
 
     small = train_tokenizer(["hello world"] * 5, vocab_size=270)
     assert small.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["hello"], vocab_size=100)
+
+
+@pytest.mark.reference
+def test_trained_tokenizer_is_read_by_the_reference(tmp_path, transformers_mod):
+    tok = _trained()
+    tok.save_pretrained(tmp_path)
+    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path)
+    kwargs = dict(padding=True, truncation=True, return_offsets_mapping=True)
+    assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
+    assert_same(LongformerTokenizerFast.from_pretrained(tmp_path)(PAIRS, **kwargs), ref(PAIRS, **kwargs))
 
 
 def test_slow_alias_and_pickling():
