@@ -17,6 +17,13 @@ if os.environ.get("TF_LONGFORMER_REQUIRE_REFERENCE"):
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
+if os.environ.get("TF_LONGFORMER_EXPECT_INSTALLED"):
+    # CI's latest and minimum legs test the package as pip installed it (not editable), never the source tree.
+    import tf_longformer
+
+    if "site-packages" not in tf_longformer.__file__:
+        raise RuntimeError(f"TF_LONGFORMER_EXPECT_INSTALLED: tf_longformer was imported from {tf_longformer.__file__}, "
+                           "not from an installed distribution (run `pytest`, not `python -m pytest`).")
 
 MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
 
