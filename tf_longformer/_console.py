@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -58,7 +59,7 @@ def is_command_line(argv=None, orig_argv=None) -> bool:
     """Whether this process is the `tf-longformer` command line (not a program importing tf_longformer)."""
     argv = sys.argv if argv is None else argv
     orig_argv = getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv
-    name = os.path.splitext(os.path.basename(argv[0] if argv else ""))[0]
+    name = os.path.splitext(re.split(r"[\\/]", argv[0] if argv else "")[-1])[0]
     if name in SCRIPT_NAMES:
         return True
     module = _module_run(orig_argv)
