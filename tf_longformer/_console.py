@@ -91,6 +91,7 @@ def configure(verbose_: bool) -> None:
         logging.getLogger("absl").setLevel(logging.ERROR)
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("default", category=category, module=r"tf_longformer(\.|$)")  # ours still show
 
 
 def _import_tensorflow_quietly() -> None:

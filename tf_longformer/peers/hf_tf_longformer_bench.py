@@ -143,9 +143,9 @@ def check() -> dict:
 
         info["keras"] = tf_keras.__version__
         what = "tf.keras from tf-keras (TF_USE_LEGACY_KERAS=1)"
-        version = tf.keras.__version__
-        if not version.startswith("2."):
-            raise ImportError(f"tf.keras is Keras {version}")
+        module = getattr(tf.keras, "__name__", "")
+        if not module.startswith("tf_keras"):
+            raise ImportError(f"tf.keras is {module!r}, not tf-keras")
         what = "transformers 4.x with its TF models"
         import transformers
 
