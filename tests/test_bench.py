@@ -83,6 +83,10 @@ def test_end_to_end_tiny_run_with_a_peer(tmp_path):
     stub = tmp_path / "peer.py"
     stub.write_text(textwrap.dedent("""
         import json, sys
+        if sys.argv[1] == "--check":
+            print("BENCH_PEER " + json.dumps({"ok": True, "python": "3", "tensorflow": "2.21.0", "keras": "2.21.0",
+                                              "transformers": "4.57.0"}))
+            sys.exit(0)
         spec = json.loads(sys.argv[1])
         if spec["global_tokens"]:
             print("BENCH_RESULT " + json.dumps({"ok": False, "error": "Incompatible shapes: [1,32,2,6] vs. [1,32,2,5]",
@@ -122,6 +126,44 @@ def test_end_to_end_tiny_run_with_a_peer(tmp_path):
     else:
         assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("FAILED" in line for line in lines)
+    assert any(line.startswith("peer ") and "transformers 4.57.0" in line for line in lines)
+
+
+def test_a_peer_environment_without_the_reference_stops_the_run_at_once(tmp_path):
+    """`--peer-python` of an environment without tf-keras / transformers: one clear error before any measurement."""
+    stub = tmp_path / "peer.py"
+    stub.write_text("import json, sys\n"
+                    "assert sys.argv[1] == '--check', 'measured without a check'\n"
+                    "print('BENCH_PEER ' + json.dumps({'ok': False, 'error': \"tf-keras: No module named 'tf_keras'\"}))\n")
+    lines = []
+    with pytest.raises(ValueError, match=r"cannot run the reference: tf-keras: No module named 'tf_keras'\. Make one "
+                                         r"with: python -m venv"):
+        bench.run_benchmark(lengths=[32], modes=["forward"], impls=["ours", "reference"], peer_python=sys.executable,
+                            peer_script=str(stub), config=TINY, repeats=1, warmup=0, log=lines.append)
+    assert lines == []  # nothing was measured, not even the matmul peak
+    # a peer script that dies says so
+    stub.write_text("raise SystemExit('boom')\n")
+    r = bench.check_peer(sys.executable, str(stub))
+    assert r["ok"] is False and "exited with status 1 and no answer" in r["error"] and "boom" in r["error"]
+    with pytest.raises(ValueError, match="peer script .* is missing"):
+        bench.run_benchmark(lengths=[32], impls=["reference"], peer_python=sys.executable,
+                            peer_script=str(tmp_path / "nope.py"))
+
+
+def test_the_peer_runs_without_our_pythonpath(monkeypatch):
+    """The peer's python must import ITS tensorflow / tf-keras: our PYTHONPATH (a source tree, or site-packages
+    with Keras 3) is not passed on; our own measurements get the package's root when it is a source tree."""
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    assert "PYTHONPATH" not in bench._peer_env()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__)))
+    ours = bench._worker_env()["PYTHONPATH"].split(os.pathsep)
+    assert "/somewhere/else" in ours
+    import site
+
+    if root in site.getsitepackages():
+        assert ours == ["/somewhere/else"]
+    else:
+        assert ours[0] == root
 
 
 def test_bad_arguments_are_refused_with_the_value():

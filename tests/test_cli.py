@@ -1,10 +1,16 @@
-"""The `tf-longformer` command line: run (stdin -> JSON lines), train (a tiny end-to-end run), convert."""
+"""The `tf-longformer` command line: run (stdin -> JSON lines), train (a tiny end-to-end run), convert; a quiet
+console by default, everything with --verbose."""
 
 import io
 import json
+import logging
 import os
+import platform
+import re
 import subprocess
 import sys
+import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -355,3 +361,114 @@ def test_convert_to_keras_file_and_bad_input(tmp_path, capsys, checkpoints):
               "--attention-window", "8"])
     with pytest.raises(SystemExit, match="No checkpoint directory"):
         main(["convert", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "y")])
+
+
+# --------------------------------------------------------------------------------------------------- console
+# TensorFlow's C++ log lines (absl format `I0000 00:00:1796255891.804984 4925 port.cc:153]`, and the older
+# `2026-01-01 12:00:00.000000: W tensorflow/...`), and what the brief of the quiet console names
+TF_LOG_LINE = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+                         r"(?:tensorflow|external|xla|tsl)/)", re.M)
+TF_CHATTER = re.compile(r"cuda|Type inference|absl::InitializeLog|oneDNN", re.I)
+# what pip writes as the `tf-longformer` console script
+CONSOLE_SCRIPT = textwrap.dedent("""\
+    import re
+    import sys
+    from tf_longformer.cli import main
+    if __name__ == "__main__":
+        sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+        sys.exit(main())
+""")
+
+
+def _console_env():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def test_the_console_is_quiet_by_default_and_verbose_shows_everything(checkpoints, tmp_path):
+    """`tf-longformer info` (the console script) prints its JSON and nothing of TensorFlow's; `--verbose` (after
+    the command here, with `python -m tf_longformer.cli`) the same JSON, and TensorFlow's start-up lines."""
+    script = tmp_path / "tf-longformer"
+    script.write_text(CONSOLE_SCRIPT)
+    model = checkpoints["text-classification"]
+    quiet = subprocess.run([sys.executable, str(script), "info", "--model", model], capture_output=True, text=True,
+                           env=_console_env(), cwd=tmp_path, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert json.loads(quiet.stdout)["layers"] == 2
+    assert not TF_LOG_LINE.search(quiet.stderr) and not TF_CHATTER.search(quiet.stderr), quiet.stderr[-3000:]
+    assert quiet.stderr.strip() == ""
+
+    loud = subprocess.run([sys.executable, "-m", "tf_longformer.cli", "info", "--model", model, "--verbose"],
+                          capture_output=True, text=True, env=_console_env(), cwd=tmp_path, timeout=300)
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert loud.stdout == quiet.stdout
+    if platform.machine().lower() in ("x86_64", "amd64"):  # TensorFlow's x86 builds announce oneDNN at import
+        assert TF_LOG_LINE.search(loud.stderr), loud.stderr[-3000:]
+
+
+def test_console_settings():
+    from tf_longformer import _console
+
+    assert _console.is_command_line(["/venv/bin/tf-longformer", "train"], [])
+    assert _console.is_command_line([r"C:\venv\Scripts\tf-longformer-script.py"], [])
+    assert _console.is_command_line(["-m", "tour"], ["python", "-X", "utf8", "-m", "tf_longformer.cli", "tour"])
+    assert _console.is_command_line(["-m"], ["python", "-mtf_longformer.cli"])
+    assert not _console.is_command_line(["-m", "--worker", "{}"], ["python", "-m", "tf_longformer.bench", "--worker", "{}"])
+    assert not _console.is_command_line(["pytest"], ["python", "-m", "pytest", "tests"])
+    assert not _console.is_command_line(["-c"], ["python", "-c", "import tf_longformer", "-m", "tf_longformer.cli"])
+    assert not _console.is_command_line(["my_job.py"], ["python", "my_job.py", "-m", "tf_longformer.cli"])
+    assert _console.wants_verbose(["--verbose", "train"]) and _console.wants_verbose(["train", "--verbose"])
+    assert not _console.wants_verbose(["run", "--", "--verbose"]) and not _console.wants_verbose(["tour"])
+    args = build_parser().parse_args(["--verbose", "tour"])
+    assert args.verbose is True and build_parser().parse_args(["tour", "--verbose"]).verbose is True
+    assert build_parser().parse_args(["tour"]).verbose is False
+
+
+def test_quiet_settings_leave_a_users_choice_and_verbose_changes_nothing(monkeypatch):
+    from tf_longformer import _console
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    monkeypatch.setattr(_console, "verbose", _console.verbose)
+    try:
+        with warnings.catch_warnings():
+            monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+            monkeypatch.setattr(_console, "_configured", False)
+            logger.setLevel(logging.NOTSET)
+            _console.configure(True)  # --verbose: nothing is touched
+            assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and logger.level == logging.NOTSET
+            _console.configure(False)
+            assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" and logger.level == logging.ERROR
+            monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # the user's value wins
+            monkeypatch.setattr(_console, "_configured", False)
+            _console.configure(False)
+            assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    finally:
+        logger.setLevel(level)
+
+
+def test_a_graph_mode_gradient_with_global_tokens_logs_no_type_inference_warning(tmp_path):
+    """The global-token buckets are a chain of tf.cond; their gradient used to make TensorFlow log a 20-line
+    "Type inference failed" warning (a bool predicate inside a branch). All C++ logs on here."""
+    probe = textwrap.dedent("""
+        import numpy as np, tensorflow as tf, keras
+        import tf_longformer as T
+        cfg = T.LongformerConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=16, attention_window=[8], max_position_embeddings=40,
+                                 type_vocab_size=1, num_labels=2)
+        model = T.TFLongformerForSequenceClassification(cfg)
+        ids = tf.constant(np.random.default_rng(0).integers(5, 50, size=(2, 32)), tf.int32)
+        model(ids[:, :8])
+        @tf.function
+        def step(ids):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model(ids, training=True).logits ** 2)  # token 0 is global (the CLS head)
+            return tape.gradient(loss, model.trainable_variables)
+        print(len(step(ids)), "gradients")
+    """)
+    env = {**_console_env(), "TF_CPP_MIN_LOG_LEVEL": "0"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=300)
+    assert out.returncode == 0 and "gradients" in out.stdout, out.stderr[-3000:]
+    assert "Type inference failed" not in out.stderr, out.stderr[-3000:]

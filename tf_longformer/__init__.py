@@ -1,5 +1,11 @@
 """tf-longformer: the Longformer for Keras 3 / TensorFlow."""
 
+# First: the command line quiets TensorFlow before the imports below import it (see tf_longformer/_console.py;
+# does nothing in a program that imports tf_longformer).
+from tf_longformer import _console
+
+_console.prepare()
+
 from tf_longformer.config import LongformerConfig
 from tf_longformer.layers import (
     LongformerClassificationHead,

@@ -10,7 +10,9 @@ Implementations (`impls`):
 - `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
   long-input model must beat.
 - `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
-  environment (`peer_python`), run by `tools/hf_tf_longformer_bench.py`. Its training step fails with a
+  environment (`peer_python`), run by `tf_longformer/peers/hf_tf_longformer_bench.py` (a file the peer's
+  python runs; it imports nothing from tf_longformer), after a `--check` of that environment that stops the
+  run at once, with the reason, when tf-keras or transformers is missing there. Its training step fails with a
   global token (a known bug), so `train` is also measured there without one (`reference_noglobal`), the
   only graph-mode step it can run; failures are recorded as failures. `reference_xla` times its XLA path.
   `hf_roberta`: the Hugging Face TF RoBERTa of the same size, in the same peer environment.
@@ -38,6 +40,8 @@ import tempfile
 import time
 import traceback
 
+from tf_longformer.peers import script_path
+
 RESULT_PREFIX = "BENCH_RESULT "
 BASE_CONFIG = {
     "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -48,8 +52,11 @@ DEFAULT_MODES = ("forward", "train")
 OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "dense")
 PEER_IMPLS = ("reference", "reference_noglobal", "reference_xla", "hf_roberta")
 ALL_IMPLS = OUR_IMPLS + PEER_IMPLS
-PEER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
-                           "hf_tf_longformer_bench.py")
+PEER_PREFIX = "BENCH_PEER "
+PEER_SETUP = ('python -m venv /tmp/hftf && /tmp/hftf/bin/pip install "tensorflow-cpu==2.21.*" "tf-keras==2.21.*" '
+              '"transformers==4.57.*"')
+
+PEER_SCRIPT = script_path()  # the reference's runner, shipped in the package (tf_longformer/peers/)
 
 
 # ---------------------------------------------------------------------------------------------- FLOP counts
@@ -401,6 +408,42 @@ def _spec_for(impl, mode, length, common):
     return [common["peer_python"], common["peer_script"], json.dumps(spec)], spec
 
 
+def _worker_env() -> dict:
+    """The environment of our measurements: they must import the same tf_longformer as this process."""
+    import site
+
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if os.path.realpath(package_root) not in installed:  # a source tree: put it first (never site-packages)
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _peer_env() -> dict:
+    """The environment of the peer: its own python's packages only (no PYTHONPATH of ours: our TensorFlow and
+    Keras 3 must not shadow its tf-keras)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def check_peer(peer_python, peer_script=PEER_SCRIPT, env=None, timeout_s=600.0) -> dict:
+    """Runs the peer script's `--check` in `peer_python`: `{"ok": ..., "error": ..., versions}`."""
+    try:
+        proc = subprocess.run([peer_python, peer_script, "--check"], capture_output=True, text=True,
+                              env=_peer_env() if env is None else env, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(PEER_PREFIX):
+            return json.loads(line[len(PEER_PREFIX):])
+    tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])[-400:]
+    return {"ok": False, "error": f"{peer_script} --check exited with status {proc.returncode} and no answer"
+                                  f"{'; output tail: ' + tail if tail else ''}"}
+
+
 def _median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -434,6 +477,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
             raise ValueError(f"implementation {i!r} runs in the peer environment: give `peer_python`.")
     if peer_python and not os.path.exists(peer_python):
         raise ValueError(f"peer_python {peer_python!r} does not exist.")
+    if peer_python and not os.path.isfile(peer_script):
+        raise ValueError(f"the peer script {peer_script!r} is missing (a broken install of tf-longformer?).")
     if repeats < 1 or passes < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
     config = {**BASE_CONFIG, **(config or {})}
@@ -444,11 +489,15 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         memory_cap_bytes = int(memory_cap_gb * 2**30) if memory_cap_gb else None
     common = dict(batch=batch, repeats=repeats, warmup=warmup, seed=seed, config=config,
                   global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # the worker must import the same tf_longformer as this process
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = _worker_env()
+    peer_env = _peer_env()
+    if peer_python and any(i in PEER_IMPLS for i in impls):
+        check = check_peer(peer_python, peer_script, peer_env, min(timeout_s, 600.0))
+        if not check.get("ok"):
+            raise ValueError(f"the peer environment {peer_python} cannot run the reference: {check.get('error')}. "
+                             f"Make one with: {PEER_SETUP}")
+        log(f"peer {peer_python}: python {check.get('python')}, tensorflow {check.get('tensorflow')}, "
+            f"tf-keras {check.get('keras')}, transformers {check.get('transformers')}")
 
     def matmul():
         spec = {"impl": "matmul", "matmul_size": matmul_size, "repeats": 5}
@@ -478,7 +527,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                         continue
                     cmd, spec = made
                     load = os.getloadavg()[0]
-                    r = _run_subprocess(cmd, env, timeout_s, memory_cap_bytes)
+                    r = _run_subprocess(cmd, peer_env if impl in PEER_IMPLS else env, timeout_s, memory_cap_bytes)
                     r.update(impl=impl, mode=mode, length=length, pass_index=p, load_average_1min=load)
                     raw.append(r)
                     what = f"[{time.perf_counter() - started:7.0f} s] pass {p + 1} {mode:7s} {length:6d} {impl:18s}"

@@ -1,20 +1,25 @@
-"""The `tf-longformer` command line: `tf-longformer COMMAND --help` for each command."""
+"""The `tf-longformer` command line: `tf-longformer COMMAND --help` for each command.
+
+Quiet by default (TensorFlow's C++ logs, its Python logger and deprecation warnings hidden); `--verbose`, before
+or after the command, shows everything. See tf_longformer/_console.py: the quieting happens when the package is
+imported, before TensorFlow is.
+"""
 
 from __future__ import annotations
 
-import os
+import argparse
+import importlib
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tf_longformer import _console
+from tf_longformer.commands import COMMANDS
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import sys  # noqa: E402
-
-from tf_longformer.commands import COMMANDS  # noqa: E402
+VERBOSE_HELP = "show TensorFlow's logs and warnings (hidden by default)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tf-longformer", description="The Longformer for Keras 3 / TensorFlow.")
+    parser.add_argument(_console.VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -24,11 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # `tf-longformer train --verbose` as well as `tf-longformer --verbose train`
+        command.add_argument(_console.VERBOSE_FLAG, action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _console.configure(args.verbose)
     return int(args.func(args) or 0)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 # In the order `--help` lists them. A module that does not exist (yet) is skipped.
 COMMANDS = ("run", "train", "export", "convert", "bench", "info", "tour")
 
 
 def quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Quiets TensorFlow unless `--verbose` (cli.main has done it already; kept for the commands' calls)."""
+    from tf_longformer import _console
+
+    _console.configure(_console.verbose)

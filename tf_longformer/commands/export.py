@@ -95,7 +95,7 @@ def register(sub) -> None:
     p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__ + (
         " Writes OUTPUT/<version>/ (saved_model.pb, variables/, assets.extra/ with the tokenizer, config.json and "
         "tf_longformer_export.json). Serve it with: tensorflow_model_server --rest_api_port=8501 "
-        "--model_name=NAME --model_base_path=OUTPUT (see export/README.md)."))
+        "--model_name=NAME --model_base_path=OUTPUT (see the README, section Serving)."))
     p.add_argument("--model", required=True, help="checkpoint directory (config.json + weights) or hub id")
     p.add_argument("--task", choices=TASK_CHOICES,
                    help="the head to export (default: from config.json `architectures`)")

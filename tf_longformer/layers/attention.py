@@ -739,12 +739,17 @@ class LongformerSelfAttention(keras.layers.Layer):
         static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
         sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length
+        # The predicates are computed here, outside every branch. A predicate computed inside an else branch is
+        # a bool intermediate that the gradient of the inner `cond` needs, so cond_v2 makes it an output of the
+        # outer `If`, an optional paired by position with an intermediate of the then branch (a float): TF's
+        # type inference then logs "Type inference failed ... TFT_OPTIONAL[BOOL] ... TFT_OPTIONAL[FLOAT]" (a
+        # harmless 20-line warning) in every graph-mode gradient. Same values, same branches taken.
+        fits = [max_count <= b for b in buckets]
 
         def chain(i):
             if i == len(sizes) - 1:
                 return attend(sizes[i])
-            return tf.cond(max_count <= buckets[i], _no_autograph(lambda: attend(sizes[i])),
-                           _no_autograph(lambda: chain(i + 1)))
+            return tf.cond(fits[i], _no_autograph(lambda: attend(sizes[i])), _no_autograph(lambda: chain(i + 1)))
 
         return chain(0)
 

@@ -7,15 +7,21 @@ It runs in ANOTHER Python environment (tf-keras and Keras 3 cannot share a proce
 
 and `tf-longformer bench --peer-python /work/venv-hftf/bin/python` starts it once per measurement, in a fresh
 process, with one JSON spec as its argument. It prints one line `BENCH_RESULT {json}` (also on failure: the
-reference is known to fail some paths, and a failure is a result). Standalone on purpose: it imports nothing
-from tf_longformer.
+reference is known to fail some paths, and a failure is a result). Before the first measurement the bench runs
+it once with `--check`: it prints `BENCH_PEER {json}` with `ok` and the versions, or the import that failed.
+
+Standalone on purpose: it is shipped inside tf_longformer (tf_longformer/peers/) so an installed package has
+it, but it is run as a FILE by the peer's python and imports nothing from tf_longformer (whose Keras 3 code
+cannot share a process with tf-keras). Importing it has no side effects: `main()` sets its environment
+(`TF_USE_LEGACY_KERAS=1`, unless set).
 
 Spec keys: model ("longformer" or "roberta": a dense model of the same size, for comparison), mode
 ("forward" or "train": MaskedLM loss + Adam step), length, batch, global_tokens (first tokens of each row made
 global), xla (jit_compile), repeats, warmup, seed, and the config: vocab_size, hidden_size,
 num_hidden_layers, num_attention_heads, intermediate_size, attention_window.
 
-Run by hand:  python tools/hf_tf_longformer_bench.py '{"mode": "forward", "length": 1024}'
+Run by hand:  python "$(python -c 'import tf_longformer.peers as p; print(p.script_path())')" \
+                  '{"mode": "forward", "length": 1024}'
 """
 
 from __future__ import annotations
@@ -27,9 +33,7 @@ import sys
 import time
 import traceback
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+PEER_PREFIX = "BENCH_PEER "
 DEFAULTS = {
     "model": "longformer", "mode": "forward", "length": 1024, "batch": 1, "global_tokens": 1, "xla": False,
     "repeats": 3, "warmup": 1, "seed": 0, "vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12,
@@ -125,8 +129,40 @@ def run(spec: dict) -> dict:
     return result
 
 
+def check() -> dict:
+    """What the bench needs here, step by step: TensorFlow, tf-keras as `tf.keras`, the TF Longformer of
+    transformers 4.x. `{"ok": True, versions}` or `{"ok": False, "error": what is missing and why}`."""
+    info = {"python": sys.version.split()[0], "executable": sys.executable}
+    what = "tensorflow"
+    try:
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        what = "tf-keras"
+        import tf_keras
+
+        info["keras"] = tf_keras.__version__
+        what = "tf.keras from tf-keras (TF_USE_LEGACY_KERAS=1)"
+        module = getattr(tf.keras, "__name__", "")
+        if not module.startswith("tf_keras"):
+            raise ImportError(f"tf.keras is {module!r}, not tf-keras")
+        what = "transformers 4.x with its TF models"
+        import transformers
+
+        info["transformers"] = transformers.__version__
+        from transformers import TFLongformerModel  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any failure means: not a usable peer environment
+        return {"ok": False, "error": f"{what}: {short_error(e)}", **info}
+    return {"ok": True, **info}
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv and argv[0] == "--check":
+        print(PEER_PREFIX + json.dumps(check()), flush=True)
+        return 0
     spec = json.loads(argv[0]) if argv else {}
     try:
         result = {"ok": True, **run(spec)}
