@@ -5,17 +5,29 @@ is a 400-token vocabulary trained on a few paragraphs of mixed-language text. No
 `allenai/longformer-base-4096` vocabulary (not available offline): transformers documents
 `tokenizer("Hello world")["input_ids"] == [0, 31414, 232, 2]`.
 
-The comparisons with transformers carry the `reference` marker (and skip without transformers); what checks
-our tokenizer alone runs without it.
+Every comparison with transformers runs twice, through the `reference` fixture:
+
+* `live`: against `transformers` itself (carries the `reference` marker, skips without transformers). Each call
+  it makes is also checked against the recording below, so a stale or incomplete recording FAILS here.
+* `recorded`: against tests/fixtures/tokenizer/expected.json, what transformers returned for exactly these calls
+  (written by tools/make_tokenizer_expectations.py, which runs the `live` tests in record mode). Runs without
+  transformers, e.g. in CI's latest and minimum legs (`-m "not reference"`); a call that is not in the recording
+  FAILS (it never skips), so the tests and the recording cannot drift apart silently.
+
+What checks our tokenizer alone runs without either.
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
+import hashlib
 import json
 import os
 import pickle
 import random
 import shutil
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -79,12 +91,342 @@ WORDS = [
 ]
 
 
+# ------------------------------------------------------------------------------------------- the recorded reference
+#
+# A reference tokenizer is reached through a `_RefNode`: every step taken from the loaded tokenizer (an attribute,
+# a call with its arguments, `len()`, a method of a returned BatchEncoding) extends the node's path, and the
+# canonical JSON of that path (loader, fingerprint of the folder's files, from_pretrained keywords, then the steps
+# with their full arguments) hashed is the key of the step's result in the recording. A `_Book` resolves a step in
+# one of three modes:
+#   "record"  (tools/make_tokenizer_expectations.py): ask transformers, store its answer;
+#   "check"   (the `live` tests): ask transformers, and FAIL unless the recording holds the same answer;
+#   "replay"  (the `recorded` tests): answer from the recording, FAIL on a step it does not hold.
+# Answers: a value (JSON; tuples and dicts tagged, long runs of equal items run-length coded), a BatchEncoding
+# (its keys in order with the values as nested lists, and its own node for tokens()/word_ids()/...), an object
+# (an attribute such as a bound method or `backend_tokenizer`, reached further through its node), or an exception,
+# recorded as its type. Failures use `pytest.fail`, which `pytest.raises(Exception)` / `except Exception` in a
+# test cannot swallow.
+
+EXPECTED_PATH = os.path.join(FIXTURE_DIR, "expected.json")
+EXPECTED_FORMAT = 1
+REGENERATE = "regenerate it with `python tools/make_tokenizer_expectations.py` (needs transformers)"
+# The files transformers' tokenizer loading reads from a folder; a folder is known to the recording by these.
+TOKENIZER_FILES = (
+    "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json",
+)
+_RUN_MIN_LIST, _RUN_MIN = 64, 16  # lists of >= 64 items store their runs of >= 16 equal items as one segment
+
+
+def _canon(value):
+    """A call argument as canonical JSON-able data (types that transformers tells apart stay apart)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [_canon(v) for v in value]}
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.tolist()}
+    if isinstance(value, Mapping):
+        return {"dict": sorted([str(k), _canon(v)] for k, v in value.items())}
+    raise TypeError(f"recorded reference: no canonical form for a {type(value).__name__} argument: {value!r:.80}")
+
+
+def _encode(value):
+    """A result as JSON: tuples / dicts tagged, long lists run-length coded; see `_decode`. (A BatchEncoding is
+    recorded as its items in order, each value `_plain`ed first.)"""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, Mapping):  # sorted: dicts compare regardless of order (get_vocab() has none to rely on)
+        return {"dict": sorted([k, _encode(v)] for k, v in value.items())}
+    if isinstance(value, list):
+        items = [_encode(v) for v in value]
+        if len(items) < _RUN_MIN_LIST:
+            return items
+        segments, literal, i = [], [], 0
+        while i < len(items):
+            j = i
+            while j < len(items) and items[j] == items[i]:
+                j += 1
+            if j - i >= _RUN_MIN:
+                if literal:
+                    segments.append(literal)
+                    literal = []
+                segments.append({"repeat": items[i], "count": j - i})
+            else:
+                literal.extend(items[i:j])
+            i = j
+        if not any(isinstance(seg, dict) for seg in segments):
+            return items
+        return {"runs": segments + ([literal] if literal else [])}
+    raise TypeError(f"recorded reference: cannot record a {type(value).__name__} result: {value!r:.80}")
+
+
+def _decode(data):
+    if isinstance(data, list):
+        return [_decode(v) for v in data]
+    if isinstance(data, dict):
+        if "tuple" in data:
+            return tuple(_decode(v) for v in data["tuple"])
+        if "dict" in data:
+            return {k: _decode(v) for k, v in data["dict"]}
+        if "runs" in data:
+            out = []
+            for seg in data["runs"]:
+                if isinstance(seg, dict):
+                    out.extend(_decode(seg["repeat"]) for _ in range(seg["count"]))
+                else:
+                    out.extend(_decode(seg))
+            return out
+        raise ValueError(f"recorded reference: unknown encoded value {data!r:.80}")
+    return data
+
+
+def _is_value(value) -> bool:
+    """A plain value (recorded as such), as opposed to an object reached further (method, backend tokenizer)."""
+    if value is None or isinstance(value, (bool, int, float, str, np.integer)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_value(v) for v in value)
+    if isinstance(value, dict):  # a plain dict (get_vocab()); not a BatchEncoding
+        return all(isinstance(k, str) and _is_value(v) for k, v in value.items())
+    return False
+
+
+def _is_batch_encoding(value) -> bool:
+    return isinstance(value, Mapping) and callable(getattr(value, "word_ids", None))
+
+
+def _short(value, limit: int = 40) -> str:
+    """A readable, abbreviated argument for messages and the recording's `call` texts."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}…[{len(value)} chars]"
+    if isinstance(value, np.ndarray):
+        return f"ndarray{list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        open_, close = "[]" if isinstance(value, list) else "()"
+        inner = ", ".join(_short(v, 16) for v in value[:4]) + (f", …[{len(value)} items]" if len(value) > 4 else "")
+        return open_ + inner + close
+    return repr(value)
+
+
+def _call_text(args, kwargs) -> str:
+    return "(" + ", ".join([_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]) + ")"
+
+
+def _canonical_file(name: str, path: str):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not name.endswith(".json"):
+        return text.replace("\r\n", "\n")
+    data = json.loads(text)
+    if name == "tokenizer.json" and isinstance(data.get("model"), dict) and data["model"].get("ignore_merges") is False:
+        # tokenizers >= 0.20 writes BPE's `ignore_merges` (default false), releases before it neither write nor read
+        # it: the same tokenizer either way.
+        del data["model"]["ignore_merges"]
+    return data
+
+
+def _digest(data) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _folder_fingerprint(directory) -> tuple[str, dict[str, str]]:
+    """(fingerprint of the tokenizer files of `directory`, {file: digest}): what a folder is to the recording."""
+    files = {
+        name: _canonical_file(name, os.path.join(directory, name))
+        for name in TOKENIZER_FILES
+        if os.path.isfile(os.path.join(directory, name))
+    }
+    return _digest(files), {name: _digest(content) for name, content in files.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _load_expected() -> dict:
+    if not os.path.isfile(EXPECTED_PATH):
+        pytest.fail(f"recorded reference: {EXPECTED_PATH} is missing; {REGENERATE}", pytrace=False)
+    with open(EXPECTED_PATH, encoding="utf-8") as f:
+        data = json.load(f)
+    if data.get("format") != EXPECTED_FORMAT:
+        pytest.fail(f"recorded reference: {EXPECTED_PATH} has format {data.get('format')!r}, these tests read "
+                    f"format {EXPECTED_FORMAT}; {REGENERATE}", pytrace=False)
+    return data
+
+
+class _Book:
+    """The recording, and how a step is answered: mode "record", "check" (live, against the recording) or "replay"."""
+
+    def __init__(self, mode: str, data: dict | None = None) -> None:
+        self.mode = mode
+        data = data or {}
+        self.calls: dict[str, dict] = data.get("calls", {})
+        self.folders: dict[str, dict] = data.get("folders", {})
+
+    def export(self, meta: dict) -> dict:
+        """The recording as the JSON document tools/make_tokenizer_expectations.py writes."""
+        return {"format": EXPECTED_FORMAT, **meta, "folders": self.folders, "calls": self.calls}
+
+    def _missing(self, key: str, text: str, folder: str | None) -> None:
+        lines = [f"recorded reference: no recording of {text} (key {key}) in {EXPECTED_PATH}."]
+        if folder is not None and folder not in self.folders:
+            lines.append(f"The folder it was loaded from (fingerprint {folder}) is not in the recording; "
+                         "recorded folders:")
+            lines += [f"  {fp}: {info['label']}: {info['files']}" for fp, info in self.folders.items()]
+        lines.append(f"A test makes a call that was not recorded (or with other arguments / from another folder): "
+                     f"{REGENERATE}")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+    def resolve(self, node: "_RefNode", step: list, text: str, compute, folder_info=None):
+        """The answer to `step` taken from `node`: a plain value, a BatchEncoding-like dict, or a child `_RefNode`."""
+        path = [*node._path, step]
+        key = _digest(path)
+        text = node._text + text
+        if self.mode == "replay":
+            entry = self.calls.get(key)
+            if entry is None:
+                self._missing(key, text, folder_info[0] if folder_info else None)
+            return self._answer(entry, path, text, None)
+        try:
+            live, error = compute(), None
+        except Exception as exc:  # recorded as its type; re-raised below
+            live, error = None, exc
+        entry = self._entry(text, live, error)
+        if folder_info:
+            self.folders.setdefault(folder_info[0], {"label": folder_info[1], "files": folder_info[2]})
+        recorded = self.calls.get(key)
+        if self.mode == "record":
+            if recorded is not None and recorded["result"] != entry["result"]:
+                pytest.fail(f"recorded reference: {text} answered differently on a second call", pytrace=False)
+            self.calls[key] = entry
+        else:  # check
+            if recorded is None:
+                self._missing(key, text, folder_info[0] if folder_info else None)
+            if recorded["result"] != entry["result"]:
+                pytest.fail(
+                    f"recorded reference: the recording of {text} (key {key}) is stale: transformers now answers "
+                    f"{_short(str(entry['result']), 200)}, the recording holds {_short(str(recorded['result']), 200)}; "
+                    f"{REGENERATE}",
+                    pytrace=False,
+                )
+        if error is not None:
+            raise error
+        return self._answer(entry, path, text, live)
+
+    @staticmethod
+    def _entry(text: str, live, error) -> dict:
+        if error is not None:
+            kind = type(error)
+            builtin = next(c for c in kind.__mro__ if getattr(builtins, c.__name__, None) is c)
+            result = {"raises": f"{kind.__module__}.{kind.__qualname__}", "builtin": builtin.__name__}
+        elif _is_batch_encoding(live):
+            result = {"encoding": [[k, _encode(_plain(v))] for k, v in live.items()]}
+        elif _is_value(live):
+            result = {"value": _encode(live)}
+        else:
+            result = {"object": type(live).__name__}
+        return {"call": text, "result": result}
+
+    def _answer(self, entry: dict, path: list, text: str, live):
+        result = entry["result"]
+        if "raises" in result:  # replay only: live errors are re-raised as they are
+            name = result["raises"].rsplit(".", 1)[-1]
+            base = getattr(builtins, result["builtin"])
+            kind = base if result["raises"] == f"builtins.{base.__name__}" else type(name, (base,), {})
+            raise kind(f"recorded reference: {text} raised {result['raises']}")
+        if "object" in result:
+            return _RefNode(self, path, text, live)
+        if "encoding" in result:
+            data = dict(live.items()) if live is not None else {k: _decode(v) for k, v in result["encoding"]}
+            return _RefEncoding(data, _RefNode(self, path, text, live))
+        return live if self.mode != "replay" else _decode(result["value"])
+
+
+class _RefNode:
+    """Something reached from a reference tokenizer (the tokenizer itself, a method, `backend_tokenizer`...)."""
+
+    def __init__(self, book: _Book, path: list, text: str, target=None) -> None:
+        object.__setattr__(self, "_book", book)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_target", target)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._book.resolve(self, ["attr", name], f".{name}", lambda: getattr(self._target, name))
+
+    def __call__(self, *args, **kwargs):
+        step = ["call", _canon(list(args)), _canon(kwargs)]
+        return self._book.resolve(self, step, _call_text(args, kwargs), lambda: self._target(*args, **kwargs))
+
+    def __len__(self) -> int:
+        return self._book.resolve(self, ["len"], ".__len__()", lambda: len(self._target))
+
+    def __repr__(self) -> str:
+        return f"<reference {self._book.mode}: {self._text}>"
+
+
+class _RefEncoding(dict):
+    """A reference BatchEncoding: its items (nested lists when replayed), and its methods through its node."""
+
+    def __init__(self, data: dict, node: _RefNode) -> None:
+        super().__init__(data)
+        self._node = node
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._node, name)
+
+
+class _ReferenceLoader:
+    """`load(directory, label, **kwargs)`: the reference tokenizer `loader.from_pretrained(directory, **kwargs)`."""
+
+    def __init__(self, book: _Book, transformers=None) -> None:
+        self.book = book
+        self.mode = book.mode
+        self._transformers = transformers
+
+    def load(self, directory, label: str, loader: str = "LongformerTokenizerFast", **kwargs) -> _RefNode:
+        fingerprint, files = _folder_fingerprint(directory)
+        root = _RefNode(self.book, [], "")
+        step = ["load", loader, fingerprint, _canon(kwargs)]
+        text = f"{loader}.from_pretrained(<{label}>{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
+        compute = lambda: getattr(self._transformers, loader).from_pretrained(directory, **kwargs)  # noqa: E731
+        return self.book.resolve(root, step, text, compute, folder_info=(fingerprint, label, files))
+
+
+def _recorder(config):
+    """The plugin object of tools/make_tokenizer_expectations.py (attribute `tf_longformer_tokenizer_recorder`), if
+    it runs these tests: then the `live` tests record into its `book` instead of checking the recording."""
+    for plugin in config.pluginmanager.get_plugins():
+        if getattr(plugin, "tf_longformer_tokenizer_recorder", False):
+            if getattr(plugin, "book", None) is None:
+                plugin.book = _Book("record")
+            return plugin
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def transformers_mod():
-    return pytest.importorskip("transformers")
+@pytest.fixture(scope="module", params=[pytest.param("live", marks=pytest.mark.reference), "recorded"])
+def reference(request):
+    """Loads reference tokenizers: transformers checked against the recording (`live`), or the recording alone."""
+    if request.param == "recorded":
+        return _ReferenceLoader(_Book("replay", _load_expected()))
+    transformers = pytest.importorskip("transformers")
+    recorder = _recorder(request.config)
+    book = recorder.book if recorder is not None else _Book("check", _load_expected())
+    return _ReferenceLoader(book, transformers)
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +439,12 @@ def vocab_merges_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=["tokenizer.json", "vocab+merges"])
-def pair(request, transformers_mod, vocab_merges_dir):
+def pair(request, reference, vocab_merges_dir):
     """(ours, reference) loaded from the same folder."""
     directory = FIXTURE_DIR if request.param == "tokenizer.json" else vocab_merges_dir
     return (
         LongformerTokenizerFast.from_pretrained(directory),
-        transformers_mod.LongformerTokenizerFast.from_pretrained(directory),
+        reference.load(directory, request.param),
     )
 
 
@@ -114,11 +456,11 @@ def our_tok(request, vocab_merges_dir):
 
 
 @pytest.fixture(scope="module")
-def prefix_pair(transformers_mod):
+def prefix_pair(reference):
     """(ours, reference) with add_prefix_space=True (needed for pre-split words)."""
     return (
         LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True),
-        transformers_mod.LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, add_prefix_space=True),
+        reference.load(FIXTURE_DIR, "tokenizer.json", add_prefix_space=True),
     )
 
 
@@ -159,7 +501,6 @@ def assert_same_or_both_raise(tokenizers, *args, **kwargs):
 # ------------------------------------------------------------------------------------------- parity with reference
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize("index", range(len(TEXTS)))
 def test_single_text_matches_reference(pair, index):
     kwargs = dict(
@@ -169,7 +510,6 @@ def test_single_text_matches_reference(pair, index):
     assert_same(*both(pair, TEXTS[index], add_special_tokens=False, return_offsets_mapping=True))
 
 
-@pytest.mark.reference
 def test_batch_matches_reference(pair):
     ours, ref = both(pair, TEXTS, padding=True, return_offsets_mapping=True, return_special_tokens_mask=True)
     assert_same(ours, ref)
@@ -180,22 +520,20 @@ def test_batch_matches_reference(pair):
     assert_same(*both(pair, TEXTS))  # unpadded: ragged lists
 
 
-@pytest.mark.reference
 def test_add_prefix_space_matches_reference(prefix_pair):
     assert_same(*both(prefix_pair, TEXTS, padding=True, return_offsets_mapping=True))
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize("vocab_merges", [False, True])
-def test_trim_offsets_false_matches_reference(transformers_mod, vocab_merges_dir, vocab_merges):
+def test_trim_offsets_false_matches_reference(reference, vocab_merges_dir, vocab_merges):
     directory = vocab_merges_dir if vocab_merges else FIXTURE_DIR
     ours = LongformerTokenizerFast.from_pretrained(directory, trim_offsets=False, add_prefix_space=True)
-    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(directory, trim_offsets=False, add_prefix_space=True)
+    label = "vocab+merges" if vocab_merges else "tokenizer.json"
+    ref = reference.load(directory, label, trim_offsets=False, add_prefix_space=True)
     seconds = [PAIRS[i % len(PAIRS)][1] for i in range(len(TEXTS))]
     assert_same(ours(TEXTS, seconds, return_offsets_mapping=True), ref(TEXTS, seconds, return_offsets_mapping=True))
 
 
-@pytest.mark.reference
 def test_pairs_match_reference(pair):
     for a, b in PAIRS:
         ours, ref = both(pair, a, b, return_offsets_mapping=True, return_token_type_ids=True)
@@ -213,7 +551,6 @@ def test_pair_layout(our_tok):
     assert ours["input_ids"][0] == cls and ours["input_ids"].count(sep) == 3
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize("strategy", [True, "longest_first", "only_first", "only_second"])
 @pytest.mark.parametrize("max_length", [6, 9, 13, 24, 64])
 def test_pair_truncation_matches_reference(pair, strategy, max_length):
@@ -221,7 +558,6 @@ def test_pair_truncation_matches_reference(pair, strategy, max_length):
         assert_same_or_both_raise(pair, a, b, truncation=strategy, max_length=max_length, return_offsets_mapping=True)
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize("max_length", [2, 3, 10, 50])
 def test_single_truncation_matches_reference(pair, max_length):
     batch = TEXTS[-6:]
@@ -232,7 +568,6 @@ def test_single_truncation_matches_reference(pair, max_length):
     assert_same_or_both_raise(pair, TEXTS[-1], truncation="only_second", max_length=max_length)
 
 
-@pytest.mark.reference
 def test_only_second_needs_a_pair_in_the_reference_too(pair):
     _, ref = pair
     with pytest.raises(Exception):
@@ -244,7 +579,6 @@ def test_only_second_needs_a_pair(our_tok):
         our_tok(TEXTS[-1], truncation="only_second", max_length=10)
 
 
-@pytest.mark.reference
 def test_truncation_defaults_to_model_max_length_as_in_the_reference(pair):
     ours, ref = pair
     assert ours.model_max_length == ref.model_max_length
@@ -258,7 +592,6 @@ def test_truncation_defaults_to_model_max_length(our_tok):
         assert len(our_tok(long_text, truncation=True)["input_ids"]) == 4096
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -282,18 +615,14 @@ def test_padding_matches_reference(pair, kwargs):
     assert_same(*both(pair, PAIRS, **kwargs))
 
 
-@pytest.mark.reference
 def test_pad_to_max_length_without_max_length(pair):
     ours, ref = both(pair, ["Hello world", "a"], padding="max_length")
     assert_same(ours, ref)
 
 
-@pytest.mark.reference
-def test_left_padding_and_truncation_match_reference(transformers_mod):
+def test_left_padding_and_truncation_match_reference(reference):
     ours = LongformerTokenizerFast.from_pretrained(FIXTURE_DIR, padding_side="left", truncation_side="left")
-    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(
-        FIXTURE_DIR, padding_side="left", truncation_side="left"
-    )
+    ref = reference.load(FIXTURE_DIR, "tokenizer.json", padding_side="left", truncation_side="left")
     kwargs = dict(padding="max_length", truncation=True, max_length=12, return_offsets_mapping=True)
     assert_same(ours(TEXTS[:8], **kwargs), ref(TEXTS[:8], **kwargs))
     assert_same(ours(PAIRS, **kwargs), ref(PAIRS, **kwargs))
@@ -302,7 +631,6 @@ def test_left_padding_and_truncation_match_reference(transformers_mod):
 MULTIPLE_OF_NOT_DIVIDING = dict(padding="max_length", max_length=10, truncation=True, pad_to_multiple_of=4)
 
 
-@pytest.mark.reference
 def test_multiple_of_must_divide_max_length_in_the_reference_too(pair):
     _, ref = pair
     with pytest.raises(ValueError):
@@ -314,7 +642,6 @@ def test_multiple_of_must_divide_max_length(our_tok):
         our_tok("Hello", **MULTIPLE_OF_NOT_DIVIDING)
 
 
-@pytest.mark.reference
 def test_pre_split_words_match_reference(prefix_pair):
     kwargs = dict(is_split_into_words=True, return_offsets_mapping=True)
     for words in WORDS:
@@ -336,7 +663,6 @@ def test_pre_split_words_need_prefix_space(our_tok):
         our_tok(["Hello", "world"], is_split_into_words=True)
 
 
-@pytest.mark.reference
 @pytest.mark.parametrize("return_tensors", ["np", "tf"])
 def test_return_tensors_match_reference(pair, return_tensors):
     ours, ref = both(pair, TEXTS[:6], padding=True, return_tensors=return_tensors, return_offsets_mapping=True)
@@ -359,7 +685,6 @@ def test_return_tensors(our_tok, return_tensors):
         our_tok(["a", "a b c"], return_tensors=return_tensors)
 
 
-@pytest.mark.reference
 def test_char_to_token_matches_reference(pair):
     ours, ref = both(pair, PAIRS[0][0], PAIRS[0][1])
     for char in range(len(PAIRS[0][0])):
@@ -370,7 +695,6 @@ def test_char_to_token_matches_reference(pair):
     assert ours.char_to_token(0, 3) == ref.char_to_token(0, 3)
 
 
-@pytest.mark.reference
 def test_vocab_and_special_tokens_match_reference(pair):
     ours, ref = pair
     assert ours.vocab_size == ref.vocab_size == 400
@@ -400,7 +724,6 @@ def test_vocab_and_special_tokens(our_tok):
     assert ours.num_special_tokens_to_add(pair=True) == 4
 
 
-@pytest.mark.reference
 def test_token_conversions_match_reference(pair):
     ours, ref = pair
     for text in TEXTS[:12]:
@@ -422,7 +745,6 @@ def test_token_conversions_match_reference(pair):
     assert ours.num_special_tokens_to_add(pair=True) == ref.num_special_tokens_to_add(pair=True) == 4
 
 
-@pytest.mark.reference
 def test_encode_decode_match_reference(pair):
     ours, ref = pair
     for text in TEXTS:
@@ -549,14 +871,13 @@ def test_save_pretrained_round_trip(tmp_path):
     assert_same(reloaded(WORDS, is_split_into_words=True, **kwargs), tok(WORDS, is_split_into_words=True, **kwargs))
 
 
-@pytest.mark.reference
-def test_saved_files_are_read_by_the_reference(tmp_path, transformers_mod):
+def test_saved_files_are_read_by_the_reference(tmp_path, reference):
     tok, _ = _saved_after_use(tmp_path / "saved")
     kwargs = dict(padding=True, return_offsets_mapping=True)
-    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path / "saved")
+    ref = reference.load(tmp_path / "saved", "saved after use")
     assert ref.add_prefix_space and ref.model_max_length == 4096
     assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
-    auto = transformers_mod.AutoTokenizer.from_pretrained(tmp_path / "saved")
+    auto = reference.load(tmp_path / "saved", "saved after use", loader="AutoTokenizer")
     assert_same(tok(PAIRS, **kwargs), auto(PAIRS, **kwargs))
 
 
@@ -658,11 +979,10 @@ def test_train_new_from_iterator(tmp_path):
         train_tokenizer(["hello"], vocab_size=100)
 
 
-@pytest.mark.reference
-def test_trained_tokenizer_is_read_by_the_reference(tmp_path, transformers_mod):
+def test_trained_tokenizer_is_read_by_the_reference(tmp_path, reference):
     tok = _trained()
     tok.save_pretrained(tmp_path)
-    ref = transformers_mod.LongformerTokenizerFast.from_pretrained(tmp_path)
+    ref = reference.load(tmp_path, "trained and saved")
     kwargs = dict(padding=True, truncation=True, return_offsets_mapping=True)
     assert_same(tok(TEXTS, **kwargs), ref(TEXTS, **kwargs))
     assert_same(LongformerTokenizerFast.from_pretrained(tmp_path)(PAIRS, **kwargs), ref(PAIRS, **kwargs))
