@@ -8,6 +8,17 @@ missing (or fails the session at start-up when `TF_LONGFORMER_REQUIRE_REFERENCE`
 
 from __future__ import annotations
 
+import os
+
+
+def package_parent() -> str:
+    """The folder holding the `tf_longformer` this process imported: the source tree in an editable install,
+    site-packages in CI's latest and minimum legs. Subprocesses of the tests get it on PYTHONPATH (never the
+    source tree itself), so they run the same copy as the test."""
+    import tf_longformer
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(tf_longformer.__file__)))
+
 # head -> (PyTorch transformers class, our class)
 HEADS = {
     "base": ("LongformerModel", "TFLongformerModel"),

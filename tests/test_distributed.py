@@ -20,8 +20,10 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import package_parent
+
 WORKER = os.path.join(os.path.dirname(__file__), "training_worker.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = package_parent()
 TOLERANCE = 1e-5
 TIMEOUT = 180  # seconds per process; each run takes ~10-30 s on an idle two-core machine
 

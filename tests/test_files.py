@@ -15,6 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 import tf_longformer as T
 from conftest import tiny_config
+from helpers import package_parent
 from tf_longformer.checkpoints import CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -387,7 +388,7 @@ def test_killing_a_save_leaves_the_previous_checkpoint(ckpt):
     model.safetensors are untouched and load; the next save goes through."""
     path, model = ckpt
     before = {n: (path / n).read_bytes() for n in ("config.json", "model.safetensors")}
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

@@ -21,7 +21,8 @@ import tf_longformer
 from tf_longformer import bench, peers
 
 PACKAGE = os.path.dirname(os.path.abspath(tf_longformer.__file__))
-SOURCE_TREE = os.path.dirname(PACKAGE)
+# the wheel is built from the source tree beside tests/ (in CI's installed legs PACKAGE is site-packages' copy)
+SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # folders of the source tree that an installed package does not have
 OUTSIDE = ("tools", "docs", "export", "notebooks", "tests", "build", "dist")
 
@@ -72,7 +73,7 @@ def test_no_module_reads_a_path_outside_the_package():
     path_like = re.compile(r"(?<![\w.-])(%s)/" % "|".join(OUTSIDE))
     problems = []
     for path in package_modules():
-        rel = os.path.relpath(path, SOURCE_TREE)
+        rel = os.path.relpath(path, os.path.dirname(PACKAGE))
         source = open(path, encoding="utf-8").read()
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type != tokenize.STRING:
@@ -113,13 +114,14 @@ def test_a_built_wheel_has_every_module_and_the_installed_copy_finds_its_peer_sc
     for name in ("setup.cfg", "pyproject.toml", "README.md", "MANIFEST.in"):
         if os.path.exists(os.path.join(SOURCE_TREE, name)):
             shutil.copy(os.path.join(SOURCE_TREE, name), src / name)
-    shutil.copytree(PACKAGE, src / "tf_longformer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(os.path.join(SOURCE_TREE, "tf_longformer"), src / "tf_longformer",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                           str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     (whl,) = (tmp_path / "dist").glob("tf_longformer-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
-    expected = {os.path.relpath(p, SOURCE_TREE).replace(os.sep, "/") for p in package_modules()}
+    expected = {os.path.relpath(p, os.path.dirname(PACKAGE)).replace(os.sep, "/") for p in package_modules()}
     assert expected <= names, sorted(expected - names)
     assert "tf_longformer/peers/hf_tf_longformer_bench.py" in names
     assert not [n for n in names if n.split("/")[0] in OUTSIDE]
