@@ -5,8 +5,8 @@ from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# The notebooks run under nbmake in this process's environment: one epoch instead of their six (their saved
-# outputs show the full run); what is tested is that every cell runs.
+# The notebooks run under nbmake in this process's environment: one epoch per training cell instead of their full
+# runs (their saved outputs show those); what is tested is that every cell runs.
 os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_EPOCHS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
