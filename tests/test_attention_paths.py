@@ -1,6 +1,8 @@
 """Every execution path of the attention (dense, chunked band, each global bucket, graph, XLA, training
 dropout) gives the dense oracle's numbers."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,6 +13,7 @@ from tf_longformer.layers.attention import (
     dense_band_attention,
     global_key_attention,
     merge_softmax_parts,
+    stream_seed,
 )
 
 from test_attention_oracle import dense_oracle, random_mask
@@ -218,3 +221,44 @@ def test_fold_choice_follows_the_flop_count():
     assert not layer._folds_global_projections(0)
     with pytest.raises(ValueError, match="fold_global_projections"):
         LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=4, fold_global_projections="yes")
+
+
+@pytest.mark.parametrize("path", ["dense", "band", "band_small_chunks"])
+def test_every_dropout_mask_of_a_call_has_its_own_seed(monkeypatch, path):
+    """One training call draws each stateless dropout mask (every band piece of every chunk, the global keys) with
+    its own seed. `stream_seed` folds the call's seed; the old `seed + offset` gave the global keys the seed of the
+    band's first piece in the first chunk, so those two masks were the same."""
+    drawn = []
+    real = tf.random.stateless_uniform
+
+    def recording(shape, seed, *args, **kwargs):
+        drawn.append(tuple(int(x) for x in np.asarray(seed)))  # eager: every seed is a value
+        return real(shape, seed, *args, **kwargs)
+
+    monkeypatch.setattr(tf.random, "stateless_uniform", recording)
+    rng = np.random.default_rng(3)
+    layer = make_layer(rng, 8, 2, 4, dropout=0.2, **PATHS[path])
+    hidden = tf.constant(rng.normal(size=(2, 40, 8)).astype(np.float32))
+    mask = np.ones((2, 40), np.int32)
+    mask[0, [0, 17]] = 2
+    mask[1, 35:] = 0
+    layer(hidden, tf.constant(mask), training=True)
+    if path == "dense":
+        assert len(drawn) >= 2  # the band, the global keys (and whatever Keras' own dropout draws)
+    else:
+        assert len(drawn) >= 2 * 2 * 5 + 1  # >= one chunk per (row, head), 5 pieces each, and the global keys
+    repeated = {s: n for s, n in Counter(drawn).items() if n > 1}
+    assert not repeated, f"{len(repeated)} seeds drawn more than once: {repeated}"
+
+
+def test_stream_seeds_are_distinct_and_reproducible():
+    seed = tf.constant([5, 7], tf.int32)
+    seeds = [tuple(stream_seed(seed, "global_keys").numpy())]
+    seeds += [tuple(stream_seed(seed, "band", p).numpy()) for p in range(200)]
+    seeds.append(tuple(stream_seed(seed, "band").numpy()))
+    assert len(set(seeds)) == len(seeds)
+    assert tuple(stream_seed(seed, "band", tf.constant(7)).numpy()) == seeds[8]  # a tensor piece: the same seed
+    graph = tf.function(lambda s: stream_seed(s, "band", 7), jit_compile=True)
+    assert tuple(graph(seed).numpy()) == seeds[8]
+    with pytest.raises(KeyError):
+        stream_seed(seed, "no such stream")

@@ -199,6 +199,21 @@ def _rows(x, start, count):
                     [count] + [-1] * (len(x.shape) - 1))
 
 
+# The dropout streams of one attention call. Every stateless mask is drawn with a seed that `stream_seed` derives
+# from the call's seed; offsets added to the seed collided (`seed + [1, 0]` was both the global keys' seed and the
+# band's first piece's seed in the first chunk), folding cannot.
+DROPOUT_STREAMS = {"band": 1, "global_keys": 2}
+
+
+def stream_seed(seed, stream, piece=None):
+    """The int32 `(2,)` seed of the dropout stream `stream` (a `DROPOUT_STREAMS` name), and of its piece `piece`
+    (an int or a scalar tensor) when the stream is drawn piece by piece: the call's `seed` folded with the stream's
+    number, then with the piece, by TensorFlow's stateless hash (`stateless_fold_in`). Different (stream, piece)
+    pairs give independent masks; the same pair gives the same mask (the backward pass redraws it)."""
+    out = tf.random.experimental.stateless_fold_in(seed, DROPOUT_STREAMS[stream])
+    return out if piece is None else tf.random.experimental.stateless_fold_in(out, piece)
+
+
 def _stateless_dropout(p, rate, seed):
     keep = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=tf.float32) >= rate
     return tf.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
@@ -314,7 +329,8 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
         return out
 
     def keep_of(i, j):
-        u = tf.random.stateless_uniform([nc, block, block], seed=seed + tf.stack([j + 1, i]), dtype=tf.float32)
+        u = tf.random.stateless_uniform([nc, block, block], seed=stream_seed(seed, "band", i * pieces + j),
+                                        dtype=tf.float32)
         return tf.cast(u >= dropout_rate, tf.float32) * (1.0 / (1.0 - dropout_rate))
 
     def forward(qblocks, kblocks, vblocks):
@@ -592,7 +608,7 @@ class LongformerSelfAttention(keras.layers.Layer):
 
         @_no_autograph
         def dense():
-            return dense_band_attention(q, k, v, mask, w, rate, seed)
+            return dense_band_attention(q, k, v, mask, w, rate, None if seed is None else stream_seed(seed, "band"))
 
         @_no_autograph
         def blocked():
@@ -619,7 +635,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
             vg = tf.gather(v, index, axis=2, batch_dims=1)
-            gseed = None if seed is None else seed + tf.constant([1, 0])
+            gseed = None if seed is None else stream_seed(seed, "global_keys")
             glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, gseed)
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
             out = tf.transpose(out, [0, 2, 1, 3]) * local_query
