@@ -1,16 +1,22 @@
-"""Longformer self-attention: a sliding window computed in non-overlapping blocks, plus global attention.
+"""Longformer self-attention: a sliding window (the band) plus global attention, as one Keras layer.
 
-The maths lives in small functions that tests call directly; `LongformerSelfAttention` is a thin Keras
-layer around them.
+Two paths compute it, with the same numbers (the tests check the fast one against a dense masked oracle, and
+both against the PyTorch reference):
+- The fast path (`LongformerSelfAttention.call`), heads in front, `(batch, heads, length, head_dim)`. The band is
+  `banded_attention`: queries in blocks of `block` (a divisor of the one-sided window `w`), each block against
+  the `2s+1` key blocks (`s = w // block`) that cover its exact window `|i - j| <= w`, every key block a slice of
+  the keys (a view), a chunk of queries per loop step so the scores stay in the CPU cache, and a recomputing
+  backward pass. Padded lengths up to `dense_max_length` use `dense_band_attention` (one masked product). Local
+  queries also attend to the row's global keys (`global_key_attention`, merged into the band's softmax through
+  the two log-normalisers, `merge_softmax_parts`); global queries attend to every token with their own
+  projections.
+- The inspection path (`_call_inspect`, used only with `return_attention_scores=True`), `(batch, length, heads,
+  head_dim)`: `local_attention` (blocks of `w` against three key blocks, `three_blocks`) and `global_attention`
+  keep the probabilities, returned in the Hugging Face layout.
 
-Layout conventions (all functions):
-- `q, k, v`: `(batch, length, heads, head_dim)`; `length` is a multiple of the one-sided window `w`.
-- `mask`: int `(batch, length)`, 0 = padding, 1 = local, 2 = global (the merged Longformer mask).
-
-The band: queries are cut into blocks of `w`; each block attends to the previous, its own and the next key
-block (`3w` keys), masked to the exact window `|i - j| <= w`. The global tokens of a row are gathered into
-`G` "slots" (a STATIC number, chosen among a few buckets by the batch's largest global count), so no shape
-ever depends on the data: graph mode, XLA and SavedModel see one code path.
+`mask` everywhere: int `(batch, length)`, 0 = padding, 1 = local, 2 = global. The global tokens of a row are
+gathered into `G` slots, a STATIC number chosen among a few buckets by the batch's largest global count (a chain
+of `tf.cond`), so no shape depends on the data: graph mode, XLA and SavedModel trace one program.
 """
 
 from __future__ import annotations
@@ -173,24 +179,6 @@ def band_to_relative(probs_band, w):
 # matmul with no transpose. The band is memory-bound on a CPU: each pass over the score tensor costs about
 # as much as the matmul that made it, so the scores are produced, masked, normalised and consumed one
 # chunk at a time (a few MB, cache-resident) instead of as one tensor per layer.
-
-
-def band_bias(block, w):
-    """Static `(block, (2s+1)*block)` float32 bias: 0 where query `r` may see key `c` of its window, else -1e30.
-
-    `s = w // block`; key `c` sits at relative offset `c - w - r`, the window keeps `[-w, w]`.
-    """
-    r = tf.range(block)[:, None]
-    c = tf.range((2 * (w // block) + 1) * block)[None, :]
-    d = c - r
-    return tf.where((d >= 0) & (d <= 2 * w), 0.0, _NEG)
-
-
-def _windows(x, nblocks, block, s):
-    """`(..., (nblocks + 2s) * block, ...)` along axis 0 -> `(nblocks, (2s+1)*block, ...)`: each block's keys."""
-    rest = tf.shape(x)[1:]
-    xb = tf.reshape(x, tf.concat([[nblocks + 2 * s, block], rest], 0))
-    return tf.concat([xb[i:i + nblocks] for i in range(2 * s + 1)], axis=1)
 
 
 def _rows(x, start, count):
