@@ -87,3 +87,14 @@ def dense_model(model, input_ids, attention_mask=None, global_attention_mask=Non
         a = layer_norm(x + dense_attention(layer.attention, x, merged), layer.attention_layer_norm)
         x = layer_norm(a + dense(gelu(dense(a, layer.intermediate_dense)), layer.output_dense), layer.output_layer_norm)
     return x
+
+
+def random_mask(rng, batch, length):
+    """An int mask (0 pad, 1 local, 2 global): each row padded at a random point, up to 20 random global tokens."""
+    mask = np.ones((batch, length), np.int32)
+    for b in range(batch):
+        real = int(rng.integers(1, length + 1))
+        mask[b, real:] = 0
+        n_glob = int(rng.integers(0, min(real, 20) + 1))
+        mask[b, rng.choice(length, n_glob, replace=False)] *= 2
+    return mask

@@ -5,17 +5,8 @@ import pytest
 import tensorflow as tf
 
 from oracle import dense_attention as dense_oracle
+from oracle import random_mask
 from tf_longformer.layers.attention import LongformerSelfAttention, band_mask, global_slots, three_blocks
-
-
-def random_mask(rng, batch, length):
-    mask = np.ones((batch, length), np.int32)
-    for b in range(batch):
-        real = int(rng.integers(1, length + 1))
-        mask[b, real:] = 0
-        n_glob = int(rng.integers(0, min(real, 20) + 1))
-        mask[b, rng.choice(length, n_glob, replace=False)] *= 2
-    return mask
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -16,7 +16,8 @@ from tf_longformer.layers.attention import (
     stream_seed,
 )
 
-from test_attention_oracle import dense_oracle, random_mask
+from oracle import dense_attention as dense_oracle
+from oracle import random_mask
 
 PATHS = {
     # name: constructor overrides

@@ -12,7 +12,6 @@ summation order.
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -20,33 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import package_parent
+from worker_harness import TIMEOUT, WORKER, env, load, run_worker
 
-WORKER = os.path.join(os.path.dirname(__file__), "training_worker.py")
-ROOT = package_parent()
 TOLERANCE = 1e-5
-TIMEOUT = 180  # seconds per process; each run takes ~10-30 s on an idle two-core machine
-
-
-def env(**extra):
-    out = dict(os.environ)
-    out["PYTHONPATH"] = ROOT + os.pathsep + out.get("PYTHONPATH", "")
-    out["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    out.pop("TF_CONFIG", None)
-    out.update(extra)
-    return out
-
-
-def run_worker(opts, **extra_env):
-    proc = subprocess.run([sys.executable, WORKER, json.dumps(opts)], env=env(**extra_env), capture_output=True,
-                          text=True, timeout=TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def load(path):
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
 
 
 def assert_same_training(got, want, tolerance=TOLERANCE):

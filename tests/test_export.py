@@ -14,7 +14,6 @@ reloads the model for every call); by default it runs one mixed case per head an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,152 +24,31 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import random_batch, tiny_config
+from conftest import tiny_config
 
 import tf_longformer as T
 from tf_longformer import serving
 
-HEADS = serving.TASKS
-LENGTHS = (5, 24, 41)
-BATCHES = (1, 3)
-ATOL = 1e-5
-VOCAB = 400  # the tokenizer fixture's size
-TOKENIZER_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "tokenizer")
-LABELS = {0: "negative", 1: "neutral", 2: "positive"}
-EXTRAS_HEADS = ("question_answering", "multiple_choice")
-SMALL = {"num_hidden_layers": 1, "attention_window": [6]}
-EXTRA_SIGNATURE_CHECKS = {
-    "question_answering": ("serving_default_int64", "auto_global_int64", "attentions"),
-    "multiple_choice": ("serving_default_int64", "probabilities", "attentions", "hidden_states"),
-}
-HAVE_SERVING_API = importlib.util.find_spec("tensorflow_serving") is not None
-FULL_CLI = bool(os.environ.get("TF_LONGFORMER_FULL_EXPORT_CHECK"))
-
-
-# ---------------------------------------------------------------------------------------- the exports
-def make_model(task, seed=0, **overrides):
-    """A tiny random model whose every weight is perturbed (so biases, norms and the head all matter)."""
-    cfg = tiny_config(vocab_size=VOCAB, id2label=LABELS, **overrides)
-    model = serving.model_class(task)(cfg)
-    model.build()
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        v.assign(v.numpy() + rng.normal(0, 0.2 if len(v.shape) > 1 else 0.1, v.shape).astype(np.float32))
-    return model
-
-
-_EXPORTS: dict = {}
-
-
-def export_all_heads(root):
-    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients)."""
-    root = os.fspath(root)
-    if root not in _EXPORTS:
-        result = {}
-        for i, task in enumerate(HEADS):
-            # Two layers with different windows (per-layer padding, attention widths) where every signature is
-            # checked; one layer elsewhere, which halves the graph each loader process has to load and optimise.
-            model = make_model(task, seed=i, **({} if task in EXTRAS_HEADS else SMALL))
-            path = os.path.join(root, task, "1")  # TF Serving's <base>/<version>/
-            # Every signature for two heads (multiple choice reshapes its extras); the two main ones elsewhere,
-            # to keep the tests fast (each signature is one more graph to trace, save, load and instantiate).
-            full = task in EXTRAS_HEADS
-            out = model.export(path, tokenizer=TOKENIZER_DIR, int64=full,
-                               signatures=None if full else ["serving_default", "auto_global"])
-            assert out == path
-            result[task] = (model, path)
-        _EXPORTS[root] = result
-    return _EXPORTS[root]
-
-
-def make_inputs(task, rng, batch, length, n_global):
-    """int32 inputs: `<s> ... </s>` rows with a `</s></s>` pair (QA / multiple-choice rules), some padded."""
-    rows = batch * 2 if task == "multiple_choice" else batch
-    x = random_batch(rng, rows, length, vocab=VOCAB, n_global=n_global, sep_pattern=True)
-    x = {k: v.astype(np.int32) for k, v in x.items()}
-    if task == "multiple_choice":
-        x = {k: v.reshape(batch, 2, length) for k, v in x.items()}
-    return x
-
-
-def case_matrix(task, seed):
-    """The cases every loader is checked on: name -> inputs."""
-    rng = np.random.default_rng(1000 + seed)
-    cases = {}
-    for length in LENGTHS:
-        for batch in BATCHES:
-            cases[f"L{length}_B{batch}_noglobal"] = make_inputs(task, rng, batch, length, (0, 0))
-            cases[f"L{length}_B{batch}_global"] = make_inputs(task, rng, batch, length, (1, 3))
-    # More global tokens than the smallest global bucket (16): the graph's other `switch_case` branch.
-    cases["L41_B2_manyglobal"] = make_inputs(task, rng, 2, 41, (20, 20))
-    # One batch with rows with and without global tokens, padded and not (saved_model_cli's case).
-    mixed = make_inputs(task, rng, 3, 41, (1, 3))
-    mixed["global_attention_mask"][0] = 0
-    cases["L41_B3_mixed"] = mixed
-    return cases
-
-
-def softmax(x, axis=-1):
-    x = np.asarray(x, np.float64)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-_EXPECTED: dict = {}
-
-
-def keras_expected(model, task, signature, x, key=None):
-    """What each signature must return, from the Keras model (probabilities derived in numpy); cached by `key`."""
-    if key is not None:
-        if (key, signature) not in _EXPECTED:
-            _EXPECTED[(key, signature)] = keras_expected(model, task, signature, x)
-        return _EXPECTED[(key, signature)]
-    ids, mask, glob = x["input_ids"], x["attention_mask"], x["global_attention_mask"]
-    extras = signature in ("attentions", "hidden_states")
-    if signature == "auto_global":
-        out = model(ids, attention_mask=mask)
-    else:
-        out = model(ids, attention_mask=mask, global_attention_mask=glob, output_attentions=extras,
-                    output_hidden_states=extras)
-    expected = {k: out[k].numpy() for k in serving.HEAD_OUTPUTS[task]}
-    if signature in ("auto_global", "probabilities") and task != "base":
-        if task == "question_answering":
-            for side in ("start", "end"):
-                logits = np.where(mask == 1, expected[f"{side}_logits"], -np.inf)
-                expected[f"{side}_probabilities"] = softmax(logits)
-        elif task == "masked_lm":
-            probs = softmax(expected["logits"])
-            expected["top_k_probabilities"] = -np.sort(-probs, axis=-1)[..., :10]
-        else:
-            expected["probabilities"] = softmax(expected["logits"])
-            expected["predictions"] = np.argmax(expected["logits"], -1)
-    if signature == "attentions":
-        for i, (a, g) in enumerate(zip(out["attentions"], out["global_attentions"])):
-            a, g = a.numpy(), g.numpy()
-            if task == "multiple_choice":
-                a, g = a.reshape(ids.shape[:2] + a.shape[1:]), g.reshape(ids.shape[:2] + g.shape[1:])
-            expected[f"attentions_{i}"], expected[f"global_attentions_{i}"] = a, g
-    if signature == "hidden_states":
-        h = np.stack([t.numpy() for t in out["hidden_states"]], 1)
-        expected["hidden_states"] = h.reshape(ids.shape[:-1] + h.shape[1:]) if task == "multiple_choice" else h
-    return expected
-
-
-def assert_outputs_equal(got, expected, where, signature):
-    missing = [k for k in expected if k not in got]
-    assert not missing, f"{where}: outputs {missing} missing; got {sorted(got)}"
-    for key, want in expected.items():
-        have = np.asarray(got[key])
-        assert have.shape == want.shape, f"{where}: {key} shape {have.shape} != Keras {want.shape}"
-        if key == "predictions":
-            np.testing.assert_array_equal(have, want, err_msg=f"{where}: {key}")
-        elif key == "top_k_token_ids":
-            continue
-        else:
-            err = float(np.max(np.abs(have.astype(np.float64) - want))) if want.size else 0.0
-            assert err <= ATOL, f"{where}: {key} differs from Keras by {err:.3g} (> {ATOL})"
-    if "top_k_token_ids" in got:  # the ids of the top probabilities (compared through their probabilities)
-        assert got["top_k_token_ids"].shape == got["top_k_probabilities"].shape
+from export_harness import (  # shared with test_serving_clients.py
+    ATOL,
+    BATCHES,
+    EXTRAS_HEADS,
+    EXTRA_SIGNATURE_CHECKS,
+    FULL_CLI,
+    HAVE_SERVING_API,
+    HEADS,
+    LABELS,
+    LENGTHS,
+    SMALL,
+    TOKENIZER_DIR,
+    VOCAB,
+    assert_outputs_equal,
+    case_matrix,
+    export_all_heads,
+    keras_expected,
+    make_inputs,
+    make_model,
+)
 
 
 # ------------------------------------------------------------------------------------------- the loaders

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from test_distributed import TIMEOUT, WORKER, env, load, run_worker
+from worker_harness import TIMEOUT, WORKER, env, load, run_worker
 
 
 def start(opts):

@@ -22,7 +22,7 @@ pytest.importorskip("tensorflow_serving.apis")
 
 import tensorflow as tf  # noqa: E402
 
-import test_export as E  # noqa: E402  (the shared exports, cases and Keras expectations)
+import export_harness as E  # noqa: E402  (the shared exports, cases and Keras expectations)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "export"))
