@@ -778,7 +778,7 @@ def plot(report, path) -> bool:
 
 
 def _atomic_write(path, text):
-    from tf_longformer.checkpoints import atomic_write_bytes
+    from tf_longformer.files import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -8,6 +8,8 @@ import math
 import os
 from typing import Any
 
+from tf_longformer.files import atomic_write_bytes, resolve_checkpoint_dir
+
 CONFIG_NAME = "config.json"
 
 # Documented defaults of the Hugging Face LongformerConfig (transformers 4.x).
@@ -208,14 +210,10 @@ class LongformerConfig:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "LongformerConfig":
-        from tf_longformer.checkpoints import resolve_checkpoint_dir
-
         directory = resolve_checkpoint_dir(path)
         return cls.from_json_file(os.path.join(directory, CONFIG_NAME), **overrides)
 
     def save_pretrained(self, directory: str | os.PathLike) -> str:
-        from tf_longformer.checkpoints import atomic_write_bytes
-
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, CONFIG_NAME)
         atomic_write_bytes(path, self.to_json_string().encode("utf-8"))

@@ -184,7 +184,7 @@ class BatchEncoding(dict):
 
 def _atomic_write_text(path: str, text: str) -> None:
     """Write `text` (UTF-8, `\n` line ends) to `path` atomically, as the checkpoint files are written."""
-    from tf_longformer.checkpoints import atomic_write_bytes
+    from tf_longformer.files import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"))
 

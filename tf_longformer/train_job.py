@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tf_longformer.checkpoints import atomic_write_bytes
+from tf_longformer.files import atomic_write_bytes
 
 
 # -------------------------------------------------------------------------------------------------- the data

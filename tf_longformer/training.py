@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_longformer.files import fsync_directory
 from tf_longformer.layers.utils import serializable
 
 DEFAULT_LEARNING_RATE = 3e-5
@@ -265,17 +266,6 @@ def default_metrics(model):
 
 
 # ----------------------------------------------------------------------------------- fault-tolerant backups
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` whose backups survive a crash at any moment, the write included.
 
@@ -317,7 +307,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             os.fsync(f.fileno())
         self._before_commit(tmp)
         os.replace(tmp, self._weights_path)
-        _fsync_dir(self.backup_dir)
+        fsync_directory(self.backup_dir)
 
     def _before_commit(self, tmp_path):
         """Called after the new backup is fully written and before it replaces the old one (a test hook)."""

@@ -23,7 +23,7 @@ def cmd_export(args) -> int:
     """Exports a checkpoint as a SavedModel for TensorFlow Serving, in its <base>/<version>/ layout."""
     quiet_tf()
     from tf_longformer import LongformerConfig, serving
-    from tf_longformer.checkpoints import resolve_checkpoint_dir
+    from tf_longformer.files import resolve_checkpoint_dir
 
     if args.version is not None and os.path.exists(os.path.join(args.output, str(args.version))) \
             and not args.overwrite:

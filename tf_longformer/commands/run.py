@@ -132,7 +132,7 @@ def cmd_run(args) -> int:
         raise SystemExit(f"tf-longformer run: {e}") from None
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if args.output:
-        from tf_longformer.checkpoints import atomic_write_bytes
+        from tf_longformer.files import atomic_write_bytes
 
         atomic_write_bytes(args.output, lines.encode("utf-8"))
     else:

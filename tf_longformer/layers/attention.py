@@ -581,9 +581,8 @@ class LongformerSelfAttention(keras.layers.Layer):
         length = tf.shape(hidden_states)[1]
         mask = pad_axis(tf.cast(attention_mask, tf.int32), w)
         hidden = pad_axis(hidden_states, w)
-        batch, padded = tf.shape(hidden)[0], tf.shape(hidden)[1]
-        heads, dim = self.num_heads, self.head_dim
-        scale = 1.0 / (dim**0.5)
+        padded = tf.shape(hidden)[1]
+        scale = 1.0 / (self.head_dim**0.5)
         is_global = tf.equal(mask, 2)
         max_count = tf.reduce_max(tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1))
         rate = float(self.dropout) if training else 0.0
