@@ -14,14 +14,7 @@ import re
 import numpy as np
 
 from tf_longformer.config import CONFIG_NAME, LongformerConfig
-# Re-exported: these lived here first, and the checkpoint readers and writers below use them.
-from tf_longformer.files import (  # noqa: F401
-    HUB_PATTERNS,
-    CheckpointError,
-    atomic_write_bytes,
-    atomic_write_files,
-    resolve_checkpoint_dir,
-)
+from tf_longformer.files import CheckpointError, atomic_write_bytes
 
 logger = logging.getLogger("tf_longformer")
 
@@ -50,6 +43,7 @@ def read_config(directory: str, **overrides):
         raise type(e)(f"Invalid config file {path!r}: {e}") from e
 
 
+# ---------------------------------------------------------------------------------------------------- readers
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError, safe_open
 

@@ -102,5 +102,3 @@ def resolve_checkpoint_dir(path_or_id) -> str:
             f"({type(e).__name__}: {e}). Check the id and the network, or pass a local directory."
         ) from e
 
-
-# ---------------------------------------------------------------------------------------------------- readers

@@ -716,7 +716,7 @@ def pipeline(task: str, model=None, tokenizer=None, *, batch_size: int = 8, max_
         batch_size, max_length, progress, compile: see `Pipeline`.
     """
     import tf_longformer as T
-    from tf_longformer import checkpoints
+    from tf_longformer import files
 
     name = ALIASES.get(task, task)
     if name not in TASKS:
@@ -727,7 +727,7 @@ def pipeline(task: str, model=None, tokenizer=None, *, batch_size: int = 8, max_
                          "(no default model is downloaded).")
     directory = None
     if isinstance(model, (str, os.PathLike)):
-        directory = checkpoints.resolve_checkpoint_dir(model)
+        directory = files.resolve_checkpoint_dir(model)
         model = getattr(T, cls.model_class_name).from_pretrained(directory)
     if tokenizer is None:
         if directory is None:

@@ -150,10 +150,10 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
                        attention_window: int | None = None, max_length: int | None = None) -> dict:
     """Converts the checkpoint folder (or hub id) `src` into `dst`; returns a summary."""
     import tf_longformer as T
-    from tf_longformer import checkpoints
+    from tf_longformer import checkpoints, files
     from tf_longformer.config import LongformerConfig
 
-    directory = checkpoints.resolve_checkpoint_dir(src)
+    directory = files.resolve_checkpoint_dir(src)
     config_path = os.path.join(directory, "config.json")
     try:
         with open(config_path, encoding="utf-8") as f:

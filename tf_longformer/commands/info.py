@@ -12,7 +12,8 @@ def cmd_info(args) -> int:
     """Prints the config and parameter count of a checkpoint directory."""
     quiet_tf()
     from tf_longformer import LongformerConfig
-    from tf_longformer.checkpoints import read_state_dict, resolve_checkpoint_dir
+    from tf_longformer.checkpoints import read_state_dict
+    from tf_longformer.files import resolve_checkpoint_dir
 
     directory = resolve_checkpoint_dir(args.model)
     config = LongformerConfig.from_pretrained(directory)

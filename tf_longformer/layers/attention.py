@@ -193,13 +193,17 @@ def _rows(x, start, count):
 DROPOUT_STREAMS = {"band": 1, "global_keys": 2}
 
 
-def stream_seed(seed, stream, piece=None):
-    """The int32 `(2,)` seed of the dropout stream `stream` (a `DROPOUT_STREAMS` name), and of its piece `piece`
-    (an int or a scalar tensor) when the stream is drawn piece by piece: the call's `seed` folded with the stream's
-    number, then with the piece, by TensorFlow's stateless hash (`stateless_fold_in`). Different (stream, piece)
-    pairs give independent masks; the same pair gives the same mask (the backward pass redraws it)."""
-    out = tf.random.experimental.stateless_fold_in(seed, DROPOUT_STREAMS[stream])
-    return out if piece is None else tf.random.experimental.stateless_fold_in(out, piece)
+def stream_seed(seed, stream):
+    """The int32 `(2,)` seed of the dropout stream `stream` (a `DROPOUT_STREAMS` name): the call's `seed` folded
+    with the stream's number by TensorFlow's stateless hash (`stateless_fold_in`). A stream drawn piece by piece
+    (the blocked band) folds that seed once more per piece: `piece_seed`."""
+    return tf.random.experimental.stateless_fold_in(seed, DROPOUT_STREAMS[stream])
+
+
+def piece_seed(seed, piece):
+    """The seed of piece `piece` (an int or a scalar tensor) of a stream whose seed is `seed`. Different pieces give
+    independent masks; the same piece the same mask (the recomputing backward pass redraws it)."""
+    return tf.random.experimental.stateless_fold_in(seed, piece)
 
 
 def _stateless_dropout(p, rate, seed):
@@ -243,7 +247,8 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
     in by the caller with `merge_softmax_parts`). Returns `out (batch, heads, length, dim)` and the float32
     log-normaliser `(batch, heads, length)`. A query with no key at all gets finite values (the caller
     zeroes or replaces rows of queries that are not local). `seed`: int32 `(2,)`, needed when
-    `dropout_rate > 0` (stateless dropout: the backward pass regenerates the same mask).
+    `dropout_rate > 0` (stateless dropout, each piece's mask from `piece_seed(seed, piece)`: the backward pass
+    regenerates the same masks).
 
     Queries go in blocks of `block` (a divisor of `w`); a block's keys are `2s+1` key blocks (`s = w // block`),
     each a slice (a view) of the keys, each with its own product: no window is ever copied. `chunk // block`
@@ -317,7 +322,7 @@ def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, 
         return out
 
     def keep_of(i, j):
-        u = tf.random.stateless_uniform([nc, block, block], seed=stream_seed(seed, "band", i * pieces + j),
+        u = tf.random.stateless_uniform([nc, block, block], seed=piece_seed(seed, i * pieces + j),
                                         dtype=tf.float32)
         return tf.cast(u >= dropout_rate, tf.float32) * (1.0 / (1.0 - dropout_rate))
 
@@ -586,20 +591,21 @@ class LongformerSelfAttention(keras.layers.Layer):
         is_global = tf.equal(mask, 2)
         max_count = tf.reduce_max(tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1))
         rate = float(self.dropout) if training else 0.0
-        seed = None
+        band_seed = global_keys_seed = None
         if rate:
             seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
+            band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
         q, k, v = self._project(hidden, (self.query, self.key, self.value), (scale, 1.0, 1.0))
         static_len = hidden.shape[1]
 
         @_no_autograph
         def dense():
-            return dense_band_attention(q, k, v, mask, w, rate, None if seed is None else stream_seed(seed, "band"))
+            return dense_band_attention(q, k, v, mask, w, rate, band_seed)
 
         @_no_autograph
         def blocked():
-            return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, seed)
+            return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, band_seed)
 
         # The band does not depend on the global tokens: with a static length it is computed once, outside
         # the global-count buckets. With an unknown length every bucket computes its own (XLA's dynamic-shape
@@ -622,8 +628,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
             vg = tf.gather(v, index, axis=2, batch_dims=1)
-            gseed = None if seed is None else stream_seed(seed, "global_keys")
-            glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, gseed)
+            glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, global_keys_seed)
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
             out = tf.transpose(out, [0, 2, 1, 3]) * local_query
             # global rows: their own projections, against every non-padded token

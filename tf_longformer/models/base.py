@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_longformer import checkpoints, training, validation  # training: registers compile defaults for `.keras`
+from tf_longformer import checkpoints, files, training, validation  # training: registers compile defaults for `.keras`
 from tf_longformer.config import LongformerConfig
 from tf_longformer.layers.attention import pad_axis
 from tf_longformer.layers.embeddings import LongformerEmbeddings, roberta_position_ids, sequential_position_ids
@@ -594,7 +594,7 @@ class TFLongformerPreTrainedModel(keras.Model):
     @classmethod
     def from_pretrained(cls, path_or_id, config=None, **config_overrides):
         """Loads a Hugging Face checkpoint directory (or hub id): `config.json` + safetensors / h5 / bin."""
-        directory = checkpoints.resolve_checkpoint_dir(path_or_id)
+        directory = files.resolve_checkpoint_dir(path_or_id)
         if config is None:
             config = checkpoints.read_config(directory, **config_overrides)
         elif config_overrides:
@@ -611,7 +611,7 @@ class TFLongformerPreTrainedModel(keras.Model):
         config = LongformerConfig.from_dict(self.config.to_dict())
         config.architectures = [type(self).hf_architecture]
         # Both files are written in full under temporary names, then renamed: a crash leaves the old pair.
-        checkpoints.atomic_write_files({
+        files.atomic_write_files({
             os.path.join(directory, checkpoints.SAFE_WEIGHTS_NAME): checkpoints.safetensors_bytes(self.hf_state_dict()),
             os.path.join(directory, "config.json"): config.to_json_string().encode("utf-8"),
         })
