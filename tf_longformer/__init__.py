@@ -6,6 +6,7 @@ from tf_longformer import _console
 
 _console.prepare()
 
+from tf_longformer.backbone import LongformerBackbone
 from tf_longformer.config import LongformerConfig
 from tf_longformer.layers import (
     LongformerClassificationHead,
@@ -27,10 +28,11 @@ from tf_longformer.models import (
 )
 from tf_longformer.outputs import LongformerOutput
 from tf_longformer.tokenizer import LongformerTokenizer, LongformerTokenizerFast
-
-__version__ = "0.1.0"
+from tf_longformer import registry as _registry
+from tf_longformer.version import __version__  # noqa: F401
 
 __all__ = [
+    "LongformerBackbone",
     "LongformerClassificationHead",
     "LongformerConfig",
     "LongformerEmbeddings",
@@ -50,3 +52,9 @@ __all__ = [
     "TFLongformerModel",
     "TFLongformerPreTrainedModel",
 ]
+
+# A task module added to tf_longformer/models/ is public here too, without editing this file.
+for _cls in _registry.task_classes().values():
+    if _cls.__name__ not in __all__:
+        globals()[_cls.__name__] = _cls
+        __all__.append(_cls.__name__)

@@ -35,6 +35,13 @@ _DEFAULTS: dict[str, Any] = {
     "problem_type": None,
 }
 
+# Fields of this library that the Hugging Face config does not have. `to_dict()` writes them only when they differ
+# from these defaults, so a config.json stays exactly what `transformers` writes.
+TF_FIELDS: dict[str, Any] = {
+    "gradient_checkpointing": False,
+    "global_buckets": None,
+}
+
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
@@ -54,10 +61,20 @@ def _positive_int(name: str, value: Any, limit: int = INT32_LIMIT) -> int:
 class LongformerConfig:
     """Configuration of a Longformer, compatible with the Hugging Face `config.json`.
 
-    Every documented parameter of `transformers.LongformerConfig` is accepted with the documented default.
-    `attention_window` is the FULL window (each token sees `attention_window // 2` tokens on each side); an
-    int applies to every layer, a list gives one even, positive value per layer. Unknown keys are kept and
-    written back by `to_dict()` / `save_pretrained()`.
+    Every documented parameter of `transformers.LongformerConfig` is accepted with the documented default
+    (`vocab_size`, `hidden_size`, `num_hidden_layers`, `num_attention_heads`, `intermediate_size`,
+    `hidden_act`, `hidden_dropout_prob`, `attention_probs_dropout_prob`, `max_position_embeddings`,
+    `type_vocab_size`, `initializer_range`, `layer_norm_eps`, the token ids, `num_labels` / `id2label` /
+    `label2id`, `problem_type`). `attention_window` is the FULL window (each token sees
+    `attention_window // 2` tokens on each side); an int applies to every layer, a list gives one even,
+    positive value per layer. Unknown keys are kept and written back by `to_dict()` / `save_pretrained()`.
+
+    Fields of this library (not in the Hugging Face config; written to config.json only when set):
+      gradient_checkpointing: recompute each layer's activations in the backward pass (less memory for long
+          inputs, about one more forward pass of compute). Default False.
+      global_buckets: the static global-token counts the attention layers compile a path for, smallest
+          first (a batch with more global tokens than the largest bucket takes the general path). Default
+          None: the layers' own default (`tf_longformer.layers.attention.DEFAULT_GLOBAL_BUCKETS`).
 
     >>> cfg = LongformerConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, attention_window=[4, 8])
     >>> cfg.attention_windows
@@ -68,6 +85,7 @@ class LongformerConfig:
 
     def __init__(self, **kwargs: Any):
         values = dict(_DEFAULTS)
+        values.update(TF_FIELDS)
         values.update(kwargs)
         id2label = values.pop("id2label", None)
         label2id = values.pop("label2id", None)
@@ -112,8 +130,9 @@ class LongformerConfig:
 
     @property
     def window_multiple(self) -> int:
-        """The length every padded sequence is a multiple of: the least common multiple of the windows."""
-        return math.lcm(*self.attention_windows)
+        """The length the models pad every input to a multiple of: each layer works in blocks of its one-sided
+        window (`attention_window // 2`), so this is the least common multiple of those."""
+        return math.lcm(*[w // 2 for w in self.attention_windows])
 
     @property
     def head_dim(self) -> int:
@@ -162,6 +181,14 @@ class LongformerConfig:
             raise ValueError(f"`layer_norm_eps` must be a positive number, got {self.layer_norm_eps!r}.")
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
             raise ValueError(f"`hidden_act` {self.hidden_act!r} is not supported; use one of {SUPPORTED_ACTIVATIONS}.")
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ValueError(f"`gradient_checkpointing` must be True or False, got {self.gradient_checkpointing!r}.")
+        b = self.global_buckets
+        if b is not None:
+            if not isinstance(b, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
+                                                       for v in b) or list(b) != sorted(set(b)):
+                raise ValueError(f"`global_buckets` must be None or increasing positive integers, got {b!r}.")
+            self.global_buckets = list(b)
         if self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"`problem_type` must be one of {PROBLEM_TYPES}, got {self.problem_type!r}.")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id"):
@@ -176,7 +203,8 @@ class LongformerConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
+        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items()
+               if not k.startswith("_") and not (k in TF_FIELDS and v == TF_FIELDS[k])}
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}
         out["model_type"] = self.model_type
         return out

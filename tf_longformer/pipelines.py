@@ -23,7 +23,6 @@ tokens (and says so); fill-mask refuses with an error naming the length.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -253,10 +252,9 @@ class FillMaskPipeline(Pipeline):
         # Only the masked positions go through the LM head: the full (batch, length, vocab) logits of a long
         # document would take gigabytes for nothing.
         model = self.model
-        h = model._backbone(input_ids=input_ids, attention_mask=attention_mask,
-                            global_attention_mask=global_attention_mask, training=False)["last_hidden_state"]
-        picked = tf.gather(h, positions, batch_dims=1)
-        return {"logits": model.lm_head(picked, model.embeddings.word_embeddings.embeddings)}
+        h = model.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                           global_attention_mask=global_attention_mask, training=False)["last_hidden_state"]
+        return {"logits": model.token_logits(tf.gather(h, positions, batch_dims=1))}
 
     def _extra_tensor(self, extra):
         import tensorflow as tf

@@ -37,27 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# The task names of the command line and the export metadata, in the order of the README.
-TASKS = (
-    "base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
-    "multiple_choice",
-)
-TASK_CLASSES = {
-    "base": "TFLongformerModel",
-    "masked_lm": "TFLongformerForMaskedLM",
-    "sequence_classification": "TFLongformerForSequenceClassification",
-    "token_classification": "TFLongformerForTokenClassification",
-    "question_answering": "TFLongformerForQuestionAnswering",
-    "multiple_choice": "TFLongformerForMultipleChoice",
-}
-HEAD_OUTPUTS = {
-    "base": ("last_hidden_state", "pooler_output"),
-    "masked_lm": ("logits",),
-    "sequence_classification": ("logits",),
-    "token_classification": ("logits",),
-    "question_answering": ("start_logits", "end_logits"),
-    "multiple_choice": ("logits",),
-}
+from tf_longformer import registry
+
 INPUT_NAMES = ("input_ids", "attention_mask", "global_attention_mask")
 SIGNATURES = ("serving_default", "auto_global", "probabilities", "attentions", "hidden_states")
 DEFAULT_SIGNATURE = "serving_default"
@@ -68,45 +49,42 @@ EXPORT_FORMAT_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def __getattr__(name):
+    # The task tables, computed from the registered task classes (`tf_longformer.registry`) when first read.
+    if name == "TASKS":
+        return registry.task_names()
+    if name == "TASK_CLASSES":
+        return {task: cls.__name__ for task, cls in registry.task_classes().items()}
+    if name == "HEAD_OUTPUTS":
+        return {task: cls.output_names for task, cls in registry.task_classes().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def task_of(model) -> str:
     """The task name of a Longformer model (`TASKS`), from its class."""
-    from tf_longformer import models
-
-    for task in reversed(TASKS):  # heads before the bare model: a head never subclasses another head
-        if isinstance(model, getattr(models, TASK_CLASSES[task])):
-            return task
-    raise TypeError(f"Cannot export {type(model).__name__}: expected one of {sorted(TASK_CLASSES.values())}.")
+    task = getattr(type(model), "task", None)
+    if not task or registry.task_classes().get(task) is None or not isinstance(model, registry.task_class(task)):
+        raise TypeError(f"Cannot export {type(model).__name__}: expected one of "
+                        f"{sorted(cls.__name__ for cls in registry.task_classes().values())}.")
+    return task
 
 
 def model_class(task: str):
-    from tf_longformer import models
-
-    if task not in TASK_CLASSES:
-        raise ValueError(f"Unknown task {task!r}; choose one of {list(TASKS)}.")
-    return getattr(models, TASK_CLASSES[task])
+    return registry.task_class(task)
 
 
 def task_from_architectures(architectures) -> str | None:
     """The task of a Hugging Face `config.architectures` entry (`LongformerForQuestionAnswering`, ...)."""
-    by_arch = {name[2:]: task for task, name in TASK_CLASSES.items()}
-    for arch in architectures or ():
-        if arch in by_arch:
-            return by_arch[arch]
-    return None
+    return registry.task_for_architecture(architectures)
 
 
-def probability_kind(model, task: str) -> str | None:
+def probability_kind(model, task: str | None = None) -> str | None:
     """How the `probabilities` signature turns logits into probabilities (None: no such signature)."""
-    if task == "base":
-        return None
-    if task == "sequence_classification":
-        problem = model.problem_type_for(tf.zeros([1], tf.int32))
-        return {"regression": None, "multi_label_classification": "sigmoid"}.get(problem, "softmax")
-    return "softmax"
+    return model.probability_kind()
 
 
 def _rank(task: str) -> int:
-    return 3 if task == "multiple_choice" else 2
+    return registry.task_class(task).input_rank
 
 
 def _specs(task: str, dtype, with_global: bool):
@@ -161,12 +139,12 @@ def _float32(x):
 
 
 def _head_outputs(task, out):
-    return {k: _float32(out[k]) for k in HEAD_OUTPUTS[task]}
+    return {k: _float32(out[k]) for k in registry.task_class(task).output_names}
 
 
 def _per_row(task, input_ids, x):
     """Multiple choice runs `(batch*choices)` rows: give per-row extras back their `(batch, choices)` axes."""
-    if task != "multiple_choice":
+    if _rank(task) == 2:
         return x
     return tf.reshape(x, tf.concat([tf.shape(input_ids)[:2], tf.shape(x)[1:]], 0))
 
@@ -205,28 +183,7 @@ def _core_functions(model, task):
 
 
 def _probabilities(model, task, kind, top_k, out, attention_mask):
-    result = dict(out)
-    if task == "question_answering":
-        keep = tf.cast(attention_mask, tf.bool)
-        for side in ("start", "end"):
-            logits = tf.cast(out[f"{side}_logits"], tf.float32)
-            result[f"{side}_probabilities"] = tf.nn.softmax(tf.where(keep, logits, tf.float32.min), axis=-1)
-        return result
-    logits = tf.cast(out["logits"], tf.float32)
-    if task == "masked_lm":
-        k = min(int(top_k), model.config.vocab_size)
-        values, indices = tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=k)
-        result["top_k_probabilities"] = values
-        result["top_k_token_ids"] = indices
-        return result
-    if kind == "sigmoid":
-        probs = tf.sigmoid(logits)
-        result["probabilities"] = probs
-        result["predictions"] = tf.cast(probs > 0.5, tf.int32)
-    else:
-        result["probabilities"] = tf.nn.softmax(logits, axis=-1)
-        result["predictions"] = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return result
+    return model.serving_probabilities(out, attention_mask, top_k)
 
 
 def _signature_bodies(model, task, core, kind, top_k):
@@ -311,14 +268,11 @@ def _load_tokenizer(tokenizer):
 
 
 def _write_extras(model, task, directory, signature_info, tokenizer, kind, top_k):
-    from tf_longformer import __version__
-    from tf_longformer.config import LongformerConfig
+    from tf_longformer.version import __version__
 
     extra = os.path.join(directory, EXTRA_DIR)
     os.makedirs(extra, exist_ok=True)
-    config = LongformerConfig.from_dict(model.config.to_dict())
-    config.architectures = [type(model).hf_architecture]
-    config.save_pretrained(extra)
+    model.hf_config().save_pretrained(extra)
     if tokenizer is not None:
         tokenizer.save_pretrained(extra)
     c = model.config
@@ -335,8 +289,8 @@ def _write_extras(model, task, directory, signature_info, tokenizer, kind, top_k
         "pad_token_id": c.pad_token_id,
         "sep_token_id": c.sep_token_id,
         "probabilities": kind,
-        "top_k": min(int(top_k), c.vocab_size) if task == "masked_lm" else None,
-        "id2label": {str(k): v for k, v in c.id2label.items()} if task not in ("base", "masked_lm") else None,
+        "top_k": min(int(top_k), c.vocab_size) if type(model).serving_top_k else None,
+        "id2label": {str(k): v for k, v in c.id2label.items()} if type(model).id2label_outputs else None,
         "tokenizer": tokenizer is not None,
     }
     with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:

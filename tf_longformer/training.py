@@ -1,4 +1,8 @@
-"""Training pieces: the compile defaults, the task losses and metrics, and a crash-safe BackupAndRestore.
+"""Training pieces: the optimizer, the task losses and metrics, and a crash-safe BackupAndRestore.
+
+Each task class declares its own loss, loss weights and metrics from the pieces here (`default_loss()`,
+`default_loss_weights()`, `default_metrics()` in `tf_longformer/models/`); the same loss object computes the
+model's own `loss` output, so `compile()`'s default and the `loss` output are one piece of code.
 
 How `fit` / `evaluate` find the loss (`TFLongformerPreTrainedModel.compute_loss`):
 
@@ -10,8 +14,7 @@ How `fit` / `evaluate` find the loss (`TFLongformerPreTrainedModel.compute_loss`
 - `compile(loss=None)` and labels inside the inputs: the model's own `loss` output.
 
 `compile()` with no arguments gives `LongformerAdamW` (learning rate 3e-5, weight decay 0.01 except on biases
-and LayerNorm, gradients clipped to a global norm of 1.0) and each head's loss and accuracy as Keras
-objects; the loss gives the same number as the model's own `loss` output (tested for every head).
+and LayerNorm, gradients clipped to a global norm of 1.0) and each head's loss and accuracy as Keras objects.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ class LongformerAdamW(keras.optimizers.AdamW):
         return config
 
 
-def default_optimizer():
-    return LongformerAdamW(learning_rate=DEFAULT_LEARNING_RATE, weight_decay=DEFAULT_WEIGHT_DECAY,
+def default_optimizer(learning_rate=DEFAULT_LEARNING_RATE):
+    """The optimizer `compile()` picks by default (`learning_rate` may be a number or a schedule)."""
+    return LongformerAdamW(learning_rate=learning_rate, weight_decay=DEFAULT_WEIGHT_DECAY,
                            global_clipnorm=DEFAULT_CLIPNORM)
 
 
@@ -70,14 +74,24 @@ def _labels_like(labels, logits):
 
 
 def _counted(labels, num_classes, ignore_index, span):
-    """Which labels count, and the labels made safe to index with."""
+    """The labels made safe to index with, which of them count, and which of those are out of range."""
     if span:
         # Span positions, as the reference: clipped to [0, length]; `length` (outside the sequence) is ignored.
         labels = tf.clip_by_value(labels, 0, num_classes)
         valid = tf.not_equal(labels, num_classes)
+        bad = tf.zeros_like(valid)
     else:
         valid = tf.not_equal(labels, ignore_index)
-    return tf.where(valid, labels, 0), valid
+        bad = valid & ((labels < 0) | (labels >= num_classes))
+    return tf.where(valid & ~bad, labels, 0), valid, bad
+
+
+def _sparse_ce(labels, logits, ignore_index, span):
+    """Per-label cross-entropy and which labels count; NaN for a counted label outside the classes (only
+    reachable under XLA, where the graph asserts do not run: never another class's logit)."""
+    safe, valid, bad = _counted(labels, tf.shape(logits)[-1], ignore_index, span)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    return tf.where(bad, tf.constant(float("nan"), ce.dtype), ce), valid
 
 
 def _mean_over_counted(values, valid):
@@ -118,9 +132,7 @@ class SparseCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         logits = tf.cast(y_pred, tf.float32)
-        labels = _labels_like(y_true, logits)
-        safe, valid = _counted(labels, tf.shape(logits)[-1], self.ignore_index, self.span)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+        ce, valid = _sparse_ce(_labels_like(y_true, logits), logits, self.ignore_index, self.span)
         return _mean_over_counted(ce, valid)
 
     def get_config(self):
@@ -168,9 +180,8 @@ class SequenceClassificationLoss(keras.losses.Loss):
             labels = tf.reshape(tf.cast(y_true, tf.float32), tf.shape(logits))
             return tf.reduce_mean(tf.square(logits - labels), axis=-1)
         if kind == "single_label_classification":
-            labels = _labels_like(y_true, logits)
-            safe, valid = _counted(labels, tf.shape(logits)[-1], IGNORE_INDEX, span=False)
-            return _mean_over_counted(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits), valid)
+            ce, valid = _sparse_ce(_labels_like(y_true, logits), logits, IGNORE_INDEX, span=False)
+            return _mean_over_counted(ce, valid)
         labels = tf.reshape(tf.cast(y_true, tf.float32), tf.shape(logits))
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=-1)
 
@@ -203,7 +214,7 @@ class TaskAccuracy(keras.metrics.Mean):
             weights = tf.ones_like(logits)
         else:
             labels = _labels_like(y_true, logits)
-            safe, valid = _counted(labels, tf.shape(logits)[-1], self.ignore_index, self.span)
+            safe, valid, _ = _counted(labels, tf.shape(logits)[-1], self.ignore_index, self.span)
             correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), safe)
             weights = tf.cast(valid, tf.float32)
         if sample_weight is not None:
@@ -218,51 +229,6 @@ class TaskAccuracy(keras.metrics.Mean):
         config = super().get_config()
         config.update(ignore_index=self.ignore_index, span=self.span)
         return config
-
-
-# ------------------------------------------------------------------------------------------ compile defaults
-QA_OUTPUTS = ("start_positions", "end_positions")
-
-
-def _head(model):
-    from tf_longformer import models
-
-    if isinstance(model, models.TFLongformerForQuestionAnswering):
-        return "span"
-    if isinstance(model, models.TFLongformerForSequenceClassification):
-        return "sequence"
-    if isinstance(model, models.TFLongformerModel) or not model.label_names:
-        return None
-    return "sparse"  # masked LM, token classification, multiple choice
-
-
-def default_loss(model):
-    """The Keras loss that gives the same number as the model's own `loss` output (None for the bare model)."""
-    head = _head(model)
-    if head == "span":
-        return {name: SparseCrossentropy(span=True, name=f"{name}_loss") for name in QA_OUTPUTS}
-    if head == "sequence":
-        return SequenceClassificationLoss(model.config.num_labels, model.config.problem_type)
-    if head == "sparse":
-        return SparseCrossentropy()
-    return None
-
-
-def default_loss_weights(model):
-    # The reference averages the start and end losses.
-    return {name: 0.5 for name in QA_OUTPUTS} if _head(model) == "span" else None
-
-
-def default_metrics(model):
-    head = _head(model)
-    if head == "span":
-        return {name: [TaskAccuracy(span=True, name="accuracy")] for name in QA_OUTPUTS}
-    if head == "sequence" and (model.config.problem_type == "regression" or
-                               (model.config.problem_type is None and model.config.num_labels == 1)):
-        return [keras.metrics.MeanAbsoluteError(name="mean_absolute_error")]
-    if head is not None:
-        return [TaskAccuracy()]
-    return None
 
 
 # ----------------------------------------------------------------------------------- fault-tolerant backups

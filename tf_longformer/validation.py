@@ -12,16 +12,18 @@ Three layers, each catching what the one before cannot:
 3. XLA (`jit_compile=True`) compiles `Assert` away, and its gather clamps out-of-range indices, which would
    silently look up the wrong embedding rows. So the backbone clamps every lookup itself and sets every output
    of a row with an out-of-range id / position / token type or a mask value other than 0/1 to NaN
-   (`poison_rows`), and a loss over an out-of-range label is NaN (`masked_sparse_ce`). Wrong numbers never
-   pass silently; NaN is what a compiled graph can say.
+   (`poison_rows`), and a loss over an out-of-range label is NaN (`training.SparseCrossentropy`). Wrong numbers
+   never pass silently; NaN is what a compiled graph can say.
 
-The helpers are small functions so tests can hit them directly; `models/base.py` calls `check_inputs` and
-`check_labels` from `_parse` and the guards from `_backbone`.
+The helpers are small functions so tests can hit them directly. `hf.HuggingFaceAdapter.parse_inputs` calls
+`check_inputs`, then `label_context` and the task's own `check_labels` (each task declares its labels'
+rules, with the helpers here); `backbone.LongformerBackbone` uses the guards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -75,16 +77,16 @@ def static_shape(t) -> tuple:
     return tuple(t.shape.as_list()) if t.shape.rank is not None else ()
 
 
-def _fmt(shape) -> str:
+def format_shape(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 def check_rank(name: str, t, rank: int, layout: str, hint: str = "") -> None:
     if t.shape.rank is None:
         raise ValueError(f"`{name}` has an unknown rank; give it a static rank {rank} {layout} "
-                         f"(e.g. `tf.TensorSpec({_fmt([None] * rank)})`).")
+                         f"(e.g. `tf.TensorSpec({format_shape([None] * rank)})`).")
     if t.shape.rank != rank:
-        raise ValueError(f"`{name}` must have rank {rank} {layout}, got shape {_fmt(static_shape(t))}.{hint}")
+        raise ValueError(f"`{name}` must have rank {rank} {layout}, got shape {format_shape(static_shape(t))}.{hint}")
 
 
 def check_integer(name: str, t, what: str = "integer ids") -> None:
@@ -110,7 +112,7 @@ def check_same_shape(name: str, t, ref_name: str, ref, asserts: list) -> None:
     """
     a, b = static_shape(t), static_shape(ref)
     if t.shape.rank != ref.shape.rank or any(x is not None and y is not None and x != y for x, y in zip(a, b)):
-        raise ValueError(f"`{name}` has shape {_fmt(a)} but {ref_name} has shape {_fmt(b)}; they must be equal.")
+        raise ValueError(f"`{name}` has shape {format_shape(a)} but {ref_name} has shape {format_shape(b)}; they must be equal.")
     if None in a or None in b:
         asserts.append(tf.debugging.Assert(
             tf.reduce_all(tf.equal(tf.shape(t), tf.shape(ref))),
@@ -135,12 +137,12 @@ def check_sequence_shape(name: str, shape, max_length: int, asserts: list, choic
     """
     static, dynamic = shape
     if static[0] == 0:
-        raise ValueError(f"`{name}` has an empty batch (shape {_fmt(static)}); give at least one sequence.")
+        raise ValueError(f"`{name}` has an empty batch (shape {format_shape(static)}); give at least one sequence.")
     if choices_axis and static[1] == 0:
-        raise ValueError(f"`{name}` has 0 choices (shape {_fmt(static)}); give at least one choice per example.")
+        raise ValueError(f"`{name}` has 0 choices (shape {format_shape(static)}); give at least one choice per example.")
     length = static[-1]
     if length == 0:
-        raise ValueError(f"`{name}` holds zero-length sequences (shape {_fmt(static)}); every sequence needs at "
+        raise ValueError(f"`{name}` holds zero-length sequences (shape {format_shape(static)}); every sequence needs at "
                          "least one token (e.g. `<s>`).")
     if length is not None and length > max_length:
         raise ValueError(
@@ -164,7 +166,7 @@ def check_head_mask(head_mask, num_layers: int, num_heads: int) -> None:
     if not ok:
         raise ValueError(
             f"`head_mask` must have shape ({num_heads},) (one value per head, every layer) or "
-            f"({num_layers}, {num_heads}) (per layer and head), got {_fmt(shape)}."
+            f"({num_layers}, {num_heads}) (per layer and head), got {format_shape(shape)}."
         )
     if not (head_mask.dtype.is_floating or head_mask.dtype.is_integer or head_mask.dtype == tf.bool):
         raise TypeError(f"`head_mask` must hold numbers, got dtype {head_mask.dtype.name}.")
@@ -252,7 +254,7 @@ def check_inputs(x: dict, config, rank: int = 2) -> dict:
         check_floating("inputs_embeds", embeds)
         if embeds.shape[-1] is not None and embeds.shape[-1] != config.hidden_size:
             raise ValueError(f"`inputs_embeds` must end in hidden_size={config.hidden_size}, got shape "
-                             f"{_fmt(static_shape(embeds))}.")
+                             f"{format_shape(static_shape(embeds))}.")
         check_sequence_shape("inputs_embeds", (static_shape(embeds)[:-1], tf.shape(embeds)[:-1]),
                              config.max_sequence_length, asserts, choices_axis=rank == 3)
 
@@ -278,97 +280,51 @@ def check_inputs(x: dict, config, rank: int = 2) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ labels
-def _check_per_example(name, labels, batch_static, batch, asserts):
+def check_per_example(name, labels, batch_static, batch, asserts):
     """One label per example: `(batch,)`, `(batch, 1)`, or `()` for a batch of one."""
     shape = static_shape(labels)
     if labels.shape.rank is None or labels.shape.rank > 2 or (labels.shape.rank == 2 and shape[1] not in (None, 1)) \
             or (labels.shape.rank == 0 and batch_static not in (None, 1)) \
             or (labels.shape.rank >= 1 and None not in (shape[0], batch_static) and shape[0] != batch_static):
-        raise ValueError(f"`{name}` must hold one value per example, shape ({batch_static},), got {_fmt(shape)}.")
+        raise ValueError(f"`{name}` must hold one value per example, shape ({batch_static},), got {format_shape(shape)}.")
     if labels.shape.rank is None or None in shape or batch_static is None:
         asserts.append(tf.debugging.Assert(tf.equal(tf.size(labels), batch),
                                            [f"`{name}` must hold one value per example; got", tf.size(labels),
                                             "values for a batch of", batch]))
 
 
-def _class_ids(name, labels, num_classes, limit: str, asserts):
+def check_class_ids(name, labels, num_classes, limit: str, asserts):
     """Integer labels in `[0, num_classes)` or IGNORE_INDEX; `limit` names the bound in messages."""
     check_integer(name, labels, "integer class ids")
     ok = in_range(labels, 0, num_classes) | tf.equal(tf.cast(labels, tf.int64), IGNORE_INDEX)
     check_values(name, labels, ok, f"class ids in [0, {limit}) or {IGNORE_INDEX} (ignored)", asserts)
 
 
-# The label convention of each model, by the Hugging Face architecture name.
-TOKEN_LABELS = {"LongformerForMaskedLM": "vocab_size", "LongformerForTokenClassification": "num_labels"}
+class LabelContext(NamedTuple):
+    """What a task's `check_labels` checks the labels against."""
+
+    names: list  # the label names given
+    asserts: list  # graph asserts to gate the inputs on
+    ref_name: str  # the input that fixes the batch (and sequence) shape
+    ref: tf.Tensor
+    batch_static: int | None
+    batch: tf.Tensor
 
 
-def check_labels(x: dict, config, architecture: str, problem_type=None) -> dict:
-    """Checks the labels of `x` for the model `architecture`; returns the dict with them as tensors.
-
-    `problem_type` (sequence classification) is a callable: labels -> the resolved problem type.
-    """
-    names = [n for n in ("labels", "start_positions", "end_positions") if x.get(n) is not None]
-    if not names:
-        return x
-    x = dict(x)
+def label_context(x: dict, names) -> LabelContext:
+    """Turns the labels `names` of `x` into tensors (in place) and returns what checks need."""
     asserts = x.setdefault("_asserts", [])
     ref_name, ref = sequence_reference(x)
-    batch_static, batch = static_shape(ref)[0], tf.shape(ref)[0]
     for n in names:
         x[n] = as_tensor(n, x[n])
-    if architecture in TOKEN_LABELS:
-        labels = x["labels"]
-        check_same_shape("labels", labels, ref_name, ref, asserts)
-        limit_name = TOKEN_LABELS[architecture]
-        limit = getattr(config, limit_name)
-        _class_ids("labels", labels, limit, f"{limit_name}={limit}", asserts)
-    elif architecture == "LongformerForSequenceClassification":
-        labels = x["labels"]
-        kind = problem_type(labels)
-        if kind == "single_label_classification":
-            _check_per_example("labels", labels, batch_static, batch, asserts)
-            _class_ids("labels", labels, config.num_labels, f"num_labels={config.num_labels}", asserts)
-        elif kind == "regression" and config.num_labels == 1:
-            if not (labels.dtype.is_floating or labels.dtype.is_integer):
-                raise TypeError(f"Regression `labels` must be numbers, got dtype {labels.dtype.name}.")
-            _check_per_example("labels", labels, batch_static, batch, asserts)
-        else:  # multi-label, or regression onto several outputs: (batch, num_labels)
-            what = "multi-label targets" if kind == "multi_label_classification" else "regression targets"
-            if not (labels.dtype.is_floating or labels.dtype.is_integer):
-                raise TypeError(f"`labels` ({what}) must be numbers, got dtype {labels.dtype.name}.")
-            shape = static_shape(labels)
-            want = (batch_static, config.num_labels)
-            if labels.shape.rank != 2 or any(a is not None and b is not None and a != b for a, b in zip(shape, want)):
-                hint = (" Float labels are read as multi-label targets; pass integer class ids for single-label "
-                        "classification.") if kind == "multi_label_classification" and config.problem_type is None \
-                    else ""
-                raise ValueError(f"`labels` ({what}) must have shape (batch, num_labels) = {_fmt(want)}, got "
-                                 f"{_fmt(shape)}.{hint}")
-            if None in shape or batch_static is None:
-                asserts.append(tf.debugging.Assert(
-                    tf.reduce_all(tf.equal(tf.shape(labels), tf.stack([batch, config.num_labels]))),
-                    ["`labels` must have shape (batch, num_labels); got", tf.shape(labels)]))
-            if kind == "multi_label_classification":
-                f = tf.cast(labels, tf.float32)
-                check_values("labels", labels, (f >= 0.0) & (f <= 1.0), "multi-label targets in [0, 1]", asserts)
-    elif architecture == "LongformerForQuestionAnswering":
-        if len(names) == 1:
-            raise ValueError(f"Give both `start_positions` and `end_positions` for the loss (got only `{names[0]}`).")
-        for n in names:
-            check_integer(n, x[n], "integer token positions")
-            _check_per_example(n, x[n], batch_static, batch, asserts)
-            check_values(n, x[n], tf.cast(x[n], tf.int64) >= 0,
-                         "token positions >= 0 (positions at or past the sequence length are ignored)", asserts,
-                         " For an example without an answer, point at the `<s>` token: 0.")
-    elif architecture == "LongformerForMultipleChoice":
-        labels = x["labels"]
-        choices_static = static_shape(ref)[1]
-        _check_per_example("labels", labels, batch_static, batch, asserts)
-        if choices_static is None:
-            _class_ids("labels", labels, tf.shape(ref)[1], "num_choices", asserts)
-        else:
-            _class_ids("labels", labels, choices_static, f"num_choices={choices_static}", asserts)
-    return x
+    return LabelContext(list(names), asserts, ref_name, ref, static_shape(ref)[0], tf.shape(ref)[0])
+
+
+def check_token_labels(x: dict, ctx: LabelContext, limit: int, limit_name: str) -> None:
+    """One class id per token: `labels` of the ids' shape, in `[0, limit)` or IGNORE_INDEX."""
+    labels = x["labels"]
+    check_same_shape("labels", labels, ctx.ref_name, ctx.ref, ctx.asserts)
+    check_class_ids("labels", labels, limit, f"{limit_name}={limit}", ctx.asserts)
 
 
 # ------------------------------------------------------------------------------ guards for compiled graphs

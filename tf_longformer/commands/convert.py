@@ -24,17 +24,13 @@ import re
 
 import numpy as np
 
+from tf_longformer import registry
 from tf_longformer.commands import quiet_tf
 
 SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta")
-HEADS = {
-    "base": ("TFLongformerModel", "LongformerModel"),
-    "masked-lm": ("TFLongformerForMaskedLM", "LongformerForMaskedLM"),
-    "sequence-classification": ("TFLongformerForSequenceClassification", "LongformerForSequenceClassification"),
-    "token-classification": ("TFLongformerForTokenClassification", "LongformerForTokenClassification"),
-    "question-answering": ("TFLongformerForQuestionAnswering", "LongformerForQuestionAnswering"),
-    "multiple-choice": ("TFLongformerForMultipleChoice", "LongformerForMultipleChoice"),
-}
+# --head name -> (our class, the Hugging Face architecture), for every registered task
+HEADS = {task.replace("_", "-"): (cls.__name__, cls.hf_architecture)
+         for task, cls in registry.task_classes().items()}
 # keys of the original allenai LongformerConfig that have no meaning in the Hugging Face layout
 ALLENAI_KEYS = ("attention_mode", "attention_dilation", "autoregressive")
 
@@ -171,7 +167,7 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
         config = LongformerConfig(**cfg)
     except (TypeError, ValueError) as e:
         raise ConversionError(f"The converted config is not a valid Longformer config: {e}") from None
-    cls = getattr(T, HEADS[head][0])
+    cls = registry.task_class(head.replace("-", "_"))
     model = cls(config)
     model.build()
     model.load_hf_state_dict(state, source=weights)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from tf_longformer import registry
 from tf_longformer.commands import quiet_tf
 
-TASK_CHOICES = (
-    "base", "masked_lm", "sequence_classification", "token_classification", "question_answering",
-    "multiple_choice",
-)
+TASK_CHOICES = registry.task_names()  # every registered task (importing tf_longformer registered them)
 SIGNATURE_CHOICES = ("serving_default", "auto_global", "probabilities", "attentions", "hidden_states")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 

@@ -1,17 +1,17 @@
-from tf_longformer.models.base import TFLongformerPreTrainedModel
-from tf_longformer.models.longformer import TFLongformerModel
-from tf_longformer.models.masked_lm import TFLongformerForMaskedLM
-from tf_longformer.models.multiple_choice import TFLongformerForMultipleChoice
-from tf_longformer.models.question_answering import TFLongformerForQuestionAnswering
-from tf_longformer.models.sequence_classification import TFLongformerForSequenceClassification
-from tf_longformer.models.token_classification import TFLongformerForTokenClassification
+"""The task models: one module per task, each registering its class (`tf_longformer.registry`).
 
-__all__ = [
-    "TFLongformerForMaskedLM",
-    "TFLongformerForMultipleChoice",
-    "TFLongformerForQuestionAnswering",
-    "TFLongformerForSequenceClassification",
-    "TFLongformerForTokenClassification",
-    "TFLongformerModel",
-    "TFLongformerPreTrainedModel",
-]
+Every module of this package is imported here, so a new task is one new file.
+"""
+
+import importlib
+import pkgutil
+
+from tf_longformer import registry
+from tf_longformer.models.base import TFLongformerPreTrainedModel  # noqa: F401
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+globals().update({cls.__name__: cls for cls in registry.task_classes().values()})
+
+__all__ = ["TFLongformerPreTrainedModel"] + sorted(cls.__name__ for cls in registry.task_classes().values())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from tf_longformer.layers.utils import serializable
-from tf_longformer.models.base import TFLongformerPreTrainedModel
+from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
+@register_task
 @serializable
 class TFLongformerModel(TFLongformerPreTrainedModel):
     """The Longformer encoder: `last_hidden_state`, `pooler_output` (hidden states / attentions on request).
+
+    No labels, no loss of its own and no automatic global attention.
 
     >>> from tf_longformer import LongformerConfig, TFLongformerModel
     >>> cfg = LongformerConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -18,17 +21,18 @@ class TFLongformerModel(TFLongformerPreTrainedModel):
     ((1, 5, 16), (1, 16))
     """
 
-    has_pooler = True
+    task = "base"
+    task_order = 0
     hf_architecture = "LongformerModel"
     label_names = ()
+    output_names = ("last_hidden_state", "pooler_output")
+    has_pooler = True
 
-    def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
-             position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, training=False):
-        x = self._parse(input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                        global_attention_mask=global_attention_mask, token_type_ids=token_type_ids,
-                        position_ids=position_ids, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=return_dict)
-        out = self._run_backbone(x, training)
-        return self._finish(out, x["return_dict"], last_hidden_state=out["last_hidden_state"],
-                            pooler_output=out["pooler_output"])
+    def head(self, out, x, training):
+        return {"last_hidden_state": out["last_hidden_state"], "pooler_output": out["pooler_output"]}
+
+    def loss_predictions(self, fields):
+        return fields["last_hidden_state"]
+
+    def probability_kind(self):
+        return None

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import tensorflow as tf
+
+from tf_longformer import training, validation
+from tf_longformer.hf import dense_map
 from tf_longformer.layers.heads import LongformerLMHead
 from tf_longformer.layers.utils import serializable
-from tf_longformer.models.base import TFLongformerPreTrainedModel, masked_sparse_ce
+from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
+@register_task
 @serializable
 class TFLongformerForMaskedLM(TFLongformerPreTrainedModel):
-    """Masked-token prediction: `logits (batch, length, vocab)`; `loss` over labels that are not -100."""
+    """Masked-token prediction: `logits (batch, length, vocab)`; `loss` over labels that are not -100.
 
+    No automatic global attention. The serving `probabilities` signature returns the `top_k` tokens per position.
+    """
+
+    task = "masked_lm"
+    task_order = 1
     hf_architecture = "LongformerForMaskedLM"
     head_prefixes = ("lm_head.",)
+    serving_top_k = True
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -20,25 +31,46 @@ class TFLongformerForMaskedLM(TFLongformerPreTrainedModel):
         self.lm_head = LongformerLMHead(c.vocab_size, c.hidden_size, c.layer_norm_eps, c.initializer_range,
                                         dtype=self.dtype_policy, name="lm_head")
 
-    def _build_head(self):
+    def build_head(self):
         self.lm_head.build()
 
-    def _head_weight_map(self):
+    def token_logits(self, hidden_states):
+        """Vocabulary logits of any `(..., hidden)` states, e.g. only the masked positions of a long text."""
+        return self.lm_head(hidden_states, self.backbone.token_embedding_matrix())
+
+    def head(self, out, x, training):
+        return {"logits": self.token_logits(out["last_hidden_state"])}
+
+    def default_loss(self):
+        return training.SparseCrossentropy()
+
+    def default_metrics(self):
+        return [training.TaskAccuracy()]
+
+    def check_labels(self, x, context):
+        validation.check_token_labels(x, context, self.config.vocab_size, "vocab_size")
+
+    def head_weight_map(self):
         h = self.lm_head
-        m = self._dense_map("lm_head.dense", h.dense)
+        m = dense_map("lm_head.dense", h.dense)
         m["lm_head.layer_norm.weight"] = (h.layer_norm.gamma, 0)
         m["lm_head.layer_norm.bias"] = (h.layer_norm.beta, 0)
         m["lm_head.bias"] = (h.bias, 0)
         return m
 
-    def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
-             position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, labels=None, training=False):
-        x = self._parse(input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                        global_attention_mask=global_attention_mask, token_type_ids=token_type_ids,
-                        position_ids=position_ids, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=return_dict, labels=labels)
-        out = self._run_backbone(x, training)
-        logits = self.lm_head(out["last_hidden_state"], self.embeddings.word_embeddings.embeddings)
-        loss = None if x["labels"] is None else masked_sparse_ce(x["labels"], logits)
-        return self._finish(out, x["return_dict"], loss=loss, logits=logits)
+    @classmethod
+    def normalise_checkpoint(cls, state):
+        # PyTorch ties lm_head.decoder.{weight,bias} to the word embeddings and lm_head.bias.
+        if "lm_head.decoder.bias" in state and "lm_head.bias" not in state:
+            state["lm_head.bias"] = state["lm_head.decoder.bias"]
+        state.pop("lm_head.decoder.bias", None)
+        state.pop("lm_head.decoder.weight", None)
+        return state
+
+    def serving_probabilities(self, out, attention_mask, top_k):
+        result = dict(out)
+        logits = tf.cast(out["logits"], tf.float32)
+        values, indices = tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=min(int(top_k), self.config.vocab_size))
+        result["top_k_probabilities"] = values
+        result["top_k_token_ids"] = indices
+        return result

@@ -5,10 +5,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_longformer import training, validation
+from tf_longformer.hf import TENSOR_INPUTS, dense_map
 from tf_longformer.layers.utils import serializable
-from tf_longformer.models.base import TFLongformerPreTrainedModel, masked_sparse_ce
+from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
+@register_task
 @serializable
 class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
     """`logits (batch, choices)` from the pooled first token of each `(question, choice)` row.
@@ -17,10 +20,13 @@ class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
     `</s></s>` is global. Hidden states and attentions are those of the flattened `(batch*choices)` rows.
     """
 
-    has_pooler = True
+    task = "multiple_choice"
+    task_order = 5
     hf_architecture = "LongformerForMultipleChoice"
     head_prefixes = ("classifier.",)
     input_rank = 3
+    has_pooler = True
+    id2label_outputs = True
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -29,41 +35,46 @@ class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
         self.classifier = keras.layers.Dense(1, kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=c.initializer_range), dtype=self.dtype_policy, name="classifier")
 
-    def _build_head(self):
+    def build_head(self):
         self.classifier.build((None, self.config.hidden_size))
 
-    def _head_weight_map(self):
-        return self._dense_map("classifier", self.classifier)
-
-    def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
-             position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, labels=None, training=False):
-        x = self._parse(input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                        global_attention_mask=global_attention_mask, token_type_ids=token_type_ids,
-                        position_ids=position_ids, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=return_dict, labels=labels)
-        ref = x["input_ids"] if x["input_ids"] is not None else x["inputs_embeds"]
-        if ref is None:
-            raise ValueError("Give `input_ids` or `inputs_embeds` of shape (batch, choices, length).")
-        ref = tf.convert_to_tensor(ref)
-        num_choices = tf.shape(ref)[1]
+    def backbone_inputs(self, x):
+        """`(batch, choices, ...)` inputs as `(batch*choices, ...)` rows."""
         flat = {}
-        for key in ("input_ids", "attention_mask", "global_attention_mask", "token_type_ids", "position_ids"):
-            if x[key] is not None:
+        for key in TENSOR_INPUTS:
+            if x[key] is not None and key != "head_mask":
                 t = tf.convert_to_tensor(x[key])
                 flat[key] = tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
-        if x["inputs_embeds"] is not None:
-            e = tf.convert_to_tensor(x["inputs_embeds"])
-            flat["inputs_embeds"] = tf.reshape(e, tf.concat([[-1], tf.shape(e)[2:]], 0))
-        if "global_attention_mask" not in flat and "input_ids" in flat:
-            ids = flat["input_ids"]
-            first_sep, has_sep = self._first_sep_index(ids)
-            positions = tf.range(tf.shape(ids)[1])[None, :]
-            flat["global_attention_mask"] = tf.cast((positions > first_sep[:, None] + 1) & has_sep[:, None], tf.int32)
-        out = self._run_backbone(x, training, **{k: flat.get(k) for k in
-                                                 ("input_ids", "attention_mask", "global_attention_mask",
-                                                  "token_type_ids", "position_ids", "inputs_embeds")})
+            else:
+                flat[key] = x[key]
+        return flat
+
+    def automatic_global_attention(self, input_ids):
+        first_sep, has_sep = self.first_separator(input_ids)
+        positions = tf.range(tf.shape(input_ids)[1])[None, :]
+        return tf.cast((positions > first_sep[:, None] + 1) & has_sep[:, None], tf.int32)
+
+    def head(self, out, x, training):
+        ref = x["input_ids"] if x["input_ids"] is not None else x["inputs_embeds"]
+        num_choices = tf.shape(ref)[1]
         pooled = self.dropout(out["pooler_output"], training=training)
-        logits = tf.reshape(self.classifier(pooled), [-1, num_choices])
-        loss = None if x["labels"] is None else masked_sparse_ce(tf.reshape(x["labels"], [-1]), logits)
-        return self._finish(out, x["return_dict"], loss=loss, logits=logits)
+        return {"logits": tf.reshape(self.classifier(pooled), [-1, num_choices])}
+
+    def default_loss(self):
+        return training.SparseCrossentropy()
+
+    def default_metrics(self):
+        return [training.TaskAccuracy()]
+
+    def check_labels(self, x, context):
+        ctx = context
+        labels = x["labels"]
+        choices_static = validation.static_shape(ctx.ref)[1]
+        validation.check_per_example("labels", labels, ctx.batch_static, ctx.batch, ctx.asserts)
+        if choices_static is None:
+            validation.check_class_ids("labels", labels, tf.shape(ctx.ref)[1], "num_choices", ctx.asserts)
+        else:
+            validation.check_class_ids("labels", labels, choices_static, f"num_choices={choices_static}", ctx.asserts)
+
+    def head_weight_map(self):
+        return dense_map("classifier", self.classifier)

@@ -5,22 +5,30 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_longformer import training, validation
+from tf_longformer.hf import dense_map
 from tf_longformer.layers.utils import serializable
-from tf_longformer.models.base import TFLongformerPreTrainedModel, masked_sparse_ce
+from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
+@register_task
 @serializable
 class TFLongformerForQuestionAnswering(TFLongformerPreTrainedModel):
     """`start_logits`, `end_logits (batch, length)`.
 
     Without a `global_attention_mask`, every token before a row's first `</s>` (the question of
     `<s> Q </s></s> C </s>`) is global, decided PER ROW; a row with no `</s>` gets none (and a warning in
-    eager mode). Positions outside the sequence are ignored by the loss.
+    eager mode). The loss is the mean of the start and end cross-entropies; positions at or past the end of
+    the sequence are ignored by it (as the reference).
     """
 
+    task = "question_answering"
+    task_order = 4
     hf_architecture = "LongformerForQuestionAnswering"
     head_prefixes = ("qa_outputs.",)
     label_names = ("start_positions", "end_positions")
+    output_names = ("start_logits", "end_logits")
+    id2label_outputs = True
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -28,41 +36,51 @@ class TFLongformerForQuestionAnswering(TFLongformerPreTrainedModel):
         self.qa_outputs = keras.layers.Dense(2, kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=c.initializer_range), dtype=self.dtype_policy, name="qa_outputs")
 
-    def _build_head(self):
+    def build_head(self):
         self.qa_outputs.build((None, None, self.config.hidden_size))
 
-    def _head_weight_map(self):
-        return self._dense_map("qa_outputs", self.qa_outputs)
-
-    def question_global_mask(self, input_ids):
+    def automatic_global_attention(self, input_ids):
         """1 on every token before each row's first separator."""
-        ids = tf.convert_to_tensor(input_ids)
-        end, has_sep = self._first_sep_index(ids)
-        positions = tf.range(tf.shape(ids)[-1])[None, :]
+        end, has_sep = self.first_separator(input_ids)
+        positions = tf.range(tf.shape(input_ids)[-1])[None, :]
         return tf.cast((positions < end[:, None]) & has_sep[:, None], tf.int32)
 
-    def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
-             position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, start_positions=None, end_positions=None, training=False):
-        x = self._parse(input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                        global_attention_mask=global_attention_mask, token_type_ids=token_type_ids,
-                        position_ids=position_ids, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=return_dict,
-                        start_positions=start_positions, end_positions=end_positions)
-        overrides = {}
-        if x["global_attention_mask"] is None and x["input_ids"] is not None:
-            overrides["global_attention_mask"] = self.question_global_mask(x["input_ids"])
-        out = self._run_backbone(x, training, **overrides)
+    question_global_mask = automatic_global_attention
+
+    def head(self, out, x, training):
         logits = self.qa_outputs(out["last_hidden_state"])
-        start_logits, end_logits = logits[..., 0], logits[..., 1]
-        loss = None
-        if x["start_positions"] is not None and x["end_positions"] is not None:
-            length = tf.shape(start_logits)[1]
+        return {"start_logits": logits[..., 0], "end_logits": logits[..., 1]}
 
-            def ce(positions, logits):
-                # at or past the end: ignored (as the reference); negative ones are refused by validation
-                positions = tf.minimum(tf.reshape(tf.cast(positions, tf.int64), [-1]), tf.cast(length, tf.int64))
-                return masked_sparse_ce(positions, logits, ignore_index=length)
+    def loss_predictions(self, fields):
+        return {"start_positions": fields["start_logits"], "end_positions": fields["end_logits"]}
 
-            loss = (ce(x["start_positions"], start_logits) + ce(x["end_positions"], end_logits)) / 2.0
-        return self._finish(out, x["return_dict"], loss=loss, start_logits=start_logits, end_logits=end_logits)
+    def default_loss(self):
+        return {name: training.SparseCrossentropy(span=True, name=f"{name}_loss") for name in self.label_names}
+
+    def default_loss_weights(self):
+        return {name: 0.5 for name in self.label_names}  # the reference averages the start and end losses
+
+    def default_metrics(self):
+        return {name: [training.TaskAccuracy(span=True, name="accuracy")] for name in self.label_names}
+
+    def check_labels(self, x, context):
+        ctx = context
+        if len(ctx.names) == 1:
+            raise ValueError(f"Give both `start_positions` and `end_positions` for the loss (got only `{ctx.names[0]}`).")
+        for n in ctx.names:
+            validation.check_integer(n, x[n], "integer token positions")
+            validation.check_per_example(n, x[n], ctx.batch_static, ctx.batch, ctx.asserts)
+            validation.check_values(n, x[n], tf.cast(x[n], tf.int64) >= 0,
+                                    "token positions >= 0 (positions at or past the sequence length are ignored)",
+                                    ctx.asserts, " For an example without an answer, point at the `<s>` token: 0.")
+
+    def head_weight_map(self):
+        return dense_map("qa_outputs", self.qa_outputs)
+
+    def serving_probabilities(self, out, attention_mask, top_k):
+        result = dict(out)
+        keep = tf.cast(attention_mask, tf.bool)
+        for side in ("start", "end"):
+            logits = tf.cast(out[f"{side}_logits"], tf.float32)
+            result[f"{side}_probabilities"] = tf.nn.softmax(tf.where(keep, logits, tf.float32.min), axis=-1)
+        return result

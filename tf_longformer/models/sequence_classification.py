@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
+from tf_longformer import training, validation
+from tf_longformer.hf import dense_map
 from tf_longformer.layers.heads import LongformerClassificationHead
 from tf_longformer.layers.utils import serializable
-from tf_longformer.models.base import TFLongformerPreTrainedModel, masked_sparse_ce
+from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
+@register_task
 @serializable
 class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
     """`logits (batch, num_labels)`. Token 0 is made global when no `global_attention_mask` is given.
@@ -17,8 +21,11 @@ class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
     labels -> cross-entropy, float labels -> multi-label sigmoid cross-entropy.
     """
 
+    task = "sequence_classification"
+    task_order = 2
     hf_architecture = "LongformerForSequenceClassification"
     head_prefixes = ("classifier.",)
+    id2label_outputs = True
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -26,47 +33,66 @@ class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
         self.classifier = LongformerClassificationHead(c.hidden_size, c.num_labels, c.hidden_dropout_prob,
                                                        c.initializer_range, dtype=self.dtype_policy, name="classifier")
 
-    def _build_head(self):
+    def build_head(self):
         self.classifier.build()
 
-    def _head_weight_map(self):
-        return {**self._dense_map("classifier.dense", self.classifier.dense),
-                **self._dense_map("classifier.out_proj", self.classifier.out_proj)}
+    def automatic_global_attention(self, input_ids):
+        return tf.one_hot(tf.zeros(tf.shape(input_ids)[:1], tf.int32), tf.shape(input_ids)[1], dtype=tf.int32)
 
-    def call(self, input_ids=None, attention_mask=None, head_mask=None, global_attention_mask=None, token_type_ids=None,
-             position_ids=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, labels=None, training=False):
-        x = self._parse(input_ids, attention_mask=attention_mask, head_mask=head_mask,
-                        global_attention_mask=global_attention_mask, token_type_ids=token_type_ids,
-                        position_ids=position_ids, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=return_dict, labels=labels)
-        overrides = {}
-        if x["global_attention_mask"] is None and x["input_ids"] is not None:
-            ids = tf.convert_to_tensor(x["input_ids"])
-            overrides["global_attention_mask"] = tf.one_hot(tf.zeros(tf.shape(ids)[:1], tf.int32), tf.shape(ids)[1],
-                                                           dtype=tf.int32)
-        out = self._run_backbone(x, training, **overrides)
-        logits = self.classifier(out["last_hidden_state"], training=training)
-        loss = None if x["labels"] is None else self.compute_hf_loss(x["labels"], logits)
-        return self._finish(out, x["return_dict"], loss=loss, logits=logits)
+    def head(self, out, x, training):
+        return {"logits": self.classifier(out["last_hidden_state"], training=training)}
 
     def problem_type_for(self, labels):
-        if self.config.problem_type is not None:
-            return self.config.problem_type
-        if self.config.num_labels == 1:
-            return "regression"
-        return "single_label_classification" if labels.dtype.is_integer else "multi_label_classification"
+        """The loss this model uses for `labels` (`config.problem_type`, or what the labels imply)."""
+        return self._own_loss.kind_for(tf.convert_to_tensor(labels).dtype)
 
-    def compute_hf_loss(self, labels, logits):
-        labels = tf.convert_to_tensor(labels)
-        logits = tf.cast(logits, tf.float32)
+    def _is_regression(self):
+        return self.problem_type_for(tf.zeros([1], tf.int32)) == "regression"
+
+    def default_loss(self):
+        return training.SequenceClassificationLoss(self.config.num_labels, self.config.problem_type)
+
+    def default_metrics(self):
+        if self._is_regression():
+            return [keras.metrics.MeanAbsoluteError(name="mean_absolute_error")]
+        return [training.TaskAccuracy()]
+
+    def check_labels(self, x, context):
+        c, ctx = self.config, context
+        labels = x["labels"]
         kind = self.problem_type_for(labels)
-        if kind == "regression":
-            labels = tf.reshape(tf.cast(labels, tf.float32), tf.shape(logits)) if self.config.num_labels > 1 \
-                else tf.reshape(tf.cast(labels, tf.float32), [-1])
-            preds = logits if self.config.num_labels > 1 else tf.reshape(logits, [-1])
-            return tf.reduce_mean(tf.square(preds - labels))
         if kind == "single_label_classification":
-            return masked_sparse_ce(tf.reshape(labels, [-1]), logits)
-        labels = tf.cast(labels, tf.float32)
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+            validation.check_per_example("labels", labels, ctx.batch_static, ctx.batch, ctx.asserts)
+            validation.check_class_ids("labels", labels, c.num_labels, f"num_labels={c.num_labels}", ctx.asserts)
+        elif kind == "regression" and c.num_labels == 1:
+            if not (labels.dtype.is_floating or labels.dtype.is_integer):
+                raise TypeError(f"Regression `labels` must be numbers, got dtype {labels.dtype.name}.")
+            validation.check_per_example("labels", labels, ctx.batch_static, ctx.batch, ctx.asserts)
+        else:  # multi-label, or regression onto several outputs: (batch, num_labels)
+            what = "multi-label targets" if kind == "multi_label_classification" else "regression targets"
+            if not (labels.dtype.is_floating or labels.dtype.is_integer):
+                raise TypeError(f"`labels` ({what}) must be numbers, got dtype {labels.dtype.name}.")
+            shape = validation.static_shape(labels)
+            want = (ctx.batch_static, c.num_labels)
+            if labels.shape.rank != 2 or any(a is not None and b is not None and a != b for a, b in zip(shape, want)):
+                hint = (" Float labels are read as multi-label targets; pass integer class ids for single-label "
+                        "classification.") if kind == "multi_label_classification" and c.problem_type is None \
+                    else ""
+                raise ValueError(f"`labels` ({what}) must have shape (batch, num_labels) = "
+                                 f"{validation.format_shape(want)}, got {validation.format_shape(shape)}.{hint}")
+            if None in shape or ctx.batch_static is None:
+                ctx.asserts.append(tf.debugging.Assert(
+                    tf.reduce_all(tf.equal(tf.shape(labels), tf.stack([ctx.batch, c.num_labels]))),
+                    ["`labels` must have shape (batch, num_labels); got", tf.shape(labels)]))
+            if kind == "multi_label_classification":
+                f = tf.cast(labels, tf.float32)
+                validation.check_values("labels", labels, (f >= 0.0) & (f <= 1.0), "multi-label targets in [0, 1]",
+                                        ctx.asserts)
+
+    def head_weight_map(self):
+        return {**dense_map("classifier.dense", self.classifier.dense),
+                **dense_map("classifier.out_proj", self.classifier.out_proj)}
+
+    def probability_kind(self):
+        problem = self.problem_type_for(tf.zeros([1], tf.int32))
+        return {"regression": None, "multi_label_classification": "sigmoid"}.get(problem, "softmax")
