@@ -41,13 +41,14 @@ def test_readme_python_block_runs(index):
 def test_docstring_examples():
     import doctest
 
+    import tf_longformer.backbone
     import tf_longformer.config
     import tf_longformer.layers.attention
     import tf_longformer.layers.encoder
     import tf_longformer.models.longformer
     import tf_longformer.outputs
 
-    for module in (tf_longformer.config, tf_longformer.outputs, tf_longformer.models.longformer,
+    for module in (tf_longformer.backbone, tf_longformer.config, tf_longformer.outputs, tf_longformer.models.longformer,
                    tf_longformer.layers.attention, tf_longformer.layers.encoder):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__

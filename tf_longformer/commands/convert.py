@@ -28,9 +28,10 @@ from tf_longformer import registry
 from tf_longformer.commands import quiet_tf
 
 SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta")
-# --head name -> (our class, the Hugging Face architecture), for every registered task
-HEADS = {task.replace("_", "-"): (cls.__name__, cls.hf_architecture)
-         for task, cls in registry.task_classes().items()}
+def heads() -> dict:
+    """--head name -> (our class, the Hugging Face architecture), for every registered task."""
+    return {task.replace("_", "-"): (cls.__name__, cls.hf_architecture)
+            for task, cls in registry.task_classes().items()}
 # keys of the original allenai LongformerConfig that have no meaning in the Hugging Face layout
 ALLENAI_KEYS = ("attention_mode", "attention_dilation", "autoregressive")
 
@@ -57,7 +58,7 @@ def detect_source(config: dict, state: dict) -> str:
 
 def detect_head(config: dict, state: dict) -> str:
     arch = " ".join(config.get("architectures") or [])
-    for head, (_, hf_name) in HEADS.items():
+    for head, (_, hf_name) in heads().items():
         suffix = hf_name.replace("Longformer", "")
         if suffix and suffix in arch:
             return head
@@ -160,8 +161,8 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
         raise ConversionError(f"{config_path!r} does not hold a JSON object.")
     state, weights = checkpoints.read_state_dict(directory)
     head = detect_head(raw, state) if head == "auto" else head
-    if head not in HEADS:
-        raise ConversionError(f"--head must be 'auto' or one of {sorted(HEADS)}, got {head!r}.")
+    if head not in heads():
+        raise ConversionError(f"--head must be 'auto' or one of {sorted(heads())}, got {head!r}.")
     cfg, state, source = convert_state(raw, state, source, attention_window, max_length)
     try:
         config = LongformerConfig(**cfg)
@@ -226,7 +227,7 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="the checkpoint to convert: a folder or a hub id")
     p.add_argument("--output", required=True, help="output folder (or a .keras file with --format keras)")
     p.add_argument("--source", default="auto", choices=SOURCES, help="layout of the input (default: detected)")
-    p.add_argument("--head", default="auto", choices=("auto", *HEADS),
+    p.add_argument("--head", default="auto", choices=("auto", *heads()),
                    help="model to build (default: from the config's architectures and the weights)")
     p.add_argument("--format", default="safetensors", choices=("safetensors", "keras"),
                    help="safetensors: config.json + model.safetensors (Hugging Face layout, loads in PyTorch too); "
