@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tf_longformer import bench
+from tf_longformer.apps import bench
 
 TINY = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 32, "attention_window": 8}
@@ -155,7 +155,7 @@ def test_the_peer_runs_without_our_pythonpath(monkeypatch):
     with Keras 3) is not passed on; our own measurements get the package's root when it is a source tree."""
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     assert "PYTHONPATH" not in bench._peer_env()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__))))  # above tf_longformer
     ours = bench._worker_env()["PYTHONPATH"].split(os.pathsep)
     assert "/somewhere/else" in ours
     import site

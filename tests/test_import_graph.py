@@ -55,3 +55,16 @@ def test_no_new_import_circle():
     groups = import_graph.circles(known, import_graph.edges(known))
     assert len(groups) <= 1, groups
     assert not groups or set(groups[0]) <= set(KNOWN), sorted(set(groups[0]) - set(KNOWN))
+
+
+def test_the_core_library_imports_no_application():
+    """`tf_longformer.apps` (bench, jobs, peers) is built on the library; only the command line reaches it."""
+    known = import_graph.modules(os.path.join(ROOT, "tf_longformer"))
+    front = ("tf_longformer.apps", "tf_longformer.commands", "tf_longformer.cli")
+
+    def within(name, prefixes):
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    into_apps = [f"{a} -> {b}" for a, b in import_graph.edges(known)
+                 if within(b, front[:1]) and not within(a, front)]
+    assert "tf_longformer.apps" in known and not into_apps, into_apps

@@ -22,7 +22,7 @@ def _ints(text):
 def cmd_bench(args) -> int:
     """Times forward and training steps against peers (dense model, reference TF Longformer); table, JSON, plot."""
     quiet_tf()
-    from tf_longformer.bench import run_benchmark, format_report
+    from tf_longformer.apps.bench import run_benchmark, format_report
 
     config = {}
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",

@@ -1,7 +1,7 @@
 """Train a long-document classifier end to end: data, split, tokenizer, `model.fit`, evaluation, export, report.
 
 `tf-longformer train` runs this on a JSONL / CSV file (`text`, `label`) or, by default, on the State of the
-Union corpus (`tf_longformer.sotu_job`). One run:
+Union corpus (`tf_longformer.apps.sotu_job`). One run:
 
 1. splits the documents into training and held-out sets (by group when groups are given, so that no author,
    say, is on both sides; otherwise stratified by label);

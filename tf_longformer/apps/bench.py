@@ -10,7 +10,7 @@ Implementations (`impls`):
 - `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
   long-input model must beat.
 - `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
-  environment (`peer_python`), run by `tf_longformer/peers/hf_tf_longformer_bench.py` (a file the peer's
+  environment (`peer_python`), run by `tf_longformer/apps/peers/hf_tf_longformer_bench.py` (a file the peer's
   python runs; it imports nothing from tf_longformer), after a `--check` of that environment that stops the
   run at once, with the reason, when tf-keras or transformers is missing there. Its training step fails with a
   global token (a known bug), so `train` is also measured there without one (`reference_noglobal`), the
@@ -21,10 +21,10 @@ Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM los
 
 Python entry point:
 
-    from tf_longformer.bench import run_benchmark
+    from tf_longformer.apps.bench import run_benchmark
     report = run_benchmark(lengths=[1024, 2048], modes=["forward"], out_dir="bench-out")
 
-Worker entry point (one measurement, used by the parent): `python -m tf_longformer.bench --worker SPEC_JSON`.
+Worker entry point (one measurement, used by the parent): `python -m tf_longformer.apps.bench --worker SPEC_JSON`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import tempfile
 import time
 import traceback
 
-from tf_longformer.peers import script_path
+from tf_longformer.apps.peers import script_path
 
 RESULT_PREFIX = "BENCH_RESULT "
 BASE_CONFIG = {
@@ -56,7 +56,7 @@ PEER_PREFIX = "BENCH_PEER "
 PEER_SETUP = ('python -m venv /tmp/hftf && /tmp/hftf/bin/pip install "tensorflow-cpu==2.21.*" "tf-keras==2.21.*" '
               '"transformers==4.57.*"')
 
-PEER_SCRIPT = script_path()  # the reference's runner, shipped in the package (tf_longformer/peers/)
+PEER_SCRIPT = script_path()  # the reference's runner, shipped in the package (tf_longformer/apps/peers/)
 
 
 # ---------------------------------------------------------------------------------------------- FLOP counts
@@ -398,7 +398,7 @@ def _spec_for(impl, mode, length, common):
     spec = {"mode": mode, "length": length, **{k: common[k] for k in ("batch", "repeats", "warmup", "seed")}}
     if impl in OUR_IMPLS:
         spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"])
-        return [sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], spec
+        return [sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], spec
     if common["peer_python"] is None:
         return None
     spec.update({k: v for k, v in common["config"].items()})
@@ -414,7 +414,7 @@ def _worker_env() -> dict:
 
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # above tf_longformer
     installed = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
     if os.path.realpath(package_root) not in installed:  # a source tree: put it first (never site-packages)
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -501,7 +501,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
     def matmul():
         spec = {"impl": "matmul", "matmul_size": matmul_size, "repeats": 5}
-        r = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+        r = _run_subprocess([sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], env,
                             timeout_s, memory_cap_bytes)
         if r.get("ok"):
             log(f"matmul {matmul_size}^3: fp32 {r['float32_gflops']:.0f} GFLOP/s, bf16 {r['bfloat16_gflops']:.0f} GFLOP/s")
@@ -540,7 +540,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         peaks.append(matmul())
     if "ours_bf16" in impls:
         spec = {"impl": "accuracy", "length": accuracy_length, "config": config, "global_tokens": global_tokens}
-        acc = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+        acc = _run_subprocess([sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], env,
                               timeout_s, memory_cap_bytes)
         report["bf16_accuracy"] = acc
         if acc.get("ok"):
