@@ -126,6 +126,7 @@ def test_a_built_wheel_has_every_module_and_the_installed_copy_finds_its_peer_sc
     expected = {os.path.relpath(p, os.path.dirname(PACKAGE)).replace(os.sep, "/") for p in package_modules()}
     assert expected <= names, sorted(expected - names)
     assert "tf_longformer/apps/peers/hf_tf_longformer_bench.py" in names
+    assert "tf_longformer/apps/bench_targets.json" in names  # package data the bench reads
     assert not [n for n in names if n.split("/")[0] in OUTSIDE]
     entry_points = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "tf-longformer = tf_longformer.cli:main" in entry_points
@@ -137,10 +138,11 @@ def test_a_built_wheel_has_every_module_and_the_installed_copy_finds_its_peer_sc
     empty.mkdir()
     probe = ("import json, os, tf_longformer, tf_longformer.apps.bench as b; "
              "print(json.dumps({'package': tf_longformer.__file__, 'peer': b.PEER_SCRIPT, "
-             "'exists': os.path.isfile(b.PEER_SCRIPT)}))")
+             "'exists': os.path.isfile(b.PEER_SCRIPT), 'targets': len(b.load_targets())}))")
     env = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy first, its dependencies from this python
     run = subprocess.run([sys.executable, "-c", probe], cwd=empty, capture_output=True, text=True, env=env,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["package"].startswith(str(target)) and got["peer"].startswith(str(target)) and got["exists"]
+    assert got["targets"] == 14
