@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tf_longformer import bench
+from tf_longformer.apps import bench
 
 TINY = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 32, "attention_window": 8}
@@ -64,6 +64,25 @@ def test_targets_are_judged_from_the_ratios():
     assert dense[0] is False  # 0.9 s dense vs 1.0 s ours at 2048; the 16384 dense failure counts as a win
     untested = [v for k, v in got.items() if k.startswith("linear (train)")][0]
     assert untested == (None, None)
+
+
+def test_the_targets_are_data_and_a_file_of_ones_own_replaces_them(tmp_path):
+    """The issue's targets come from the package's bench_targets.json; `targets=` (`--targets FILE`) swaps them."""
+    shipped = bench.load_targets()
+    assert len(shipped) == 14 and shipped[8]["target"] == "linear (forward): time per token at 16384 within 1.15x of 2048"
+    mine = tmp_path / "targets.json"
+    mine.write_text(json.dumps({"targets": [{"modes": ["forward"], "targets": [
+        {"target": "ours {mode} 2048 under 1.5 s", "measure": "value", "of": ["ours", "{mode}", 2048, "median_s"],
+         "threshold": 1.5, "better": "lower", "detail": "seconds", "needs": "ours {mode} at 2048"}]}]}))
+    got = bench.evaluate_targets([_row("ours", "forward", 2048, 1.0)], str(mine))
+    assert got == [{"target": "ours forward 2048 under 1.5 s", "met": True, "value": 1.0, "threshold": 1.5,
+                    "detail": "seconds"}]
+    assert bench.evaluate_targets([], str(mine))[0]["detail"] == "not measured in this run (ours forward at 2048)"
+    mine.write_text(json.dumps([{"target": "x", "measure": "nope", "better": "lower"}]))
+    with pytest.raises(ValueError, match="`measure` must be one of"):
+        bench.run_benchmark(lengths=[32], targets=str(mine))
+    with pytest.raises(ValueError, match="cannot read the targets file"):
+        bench.load_targets(str(tmp_path / "missing.json"))
 
 
 def test_matmul_peak_worker_reports_both_dtypes():
@@ -155,7 +174,7 @@ def test_the_peer_runs_without_our_pythonpath(monkeypatch):
     with Keras 3) is not passed on; our own measurements get the package's root when it is a source tree."""
     monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
     assert "PYTHONPATH" not in bench._peer_env()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(bench.__file__))))  # above tf_longformer
     ours = bench._worker_env()["PYTHONPATH"].split(os.pathsep)
     assert "/somewhere/else" in ours
     import site
@@ -186,4 +205,5 @@ def test_cli_lengths_and_help():
         _ints("1k,x")
     args = build_parser().parse_args(["bench", "--lengths", "2k", "--peer-python", "/usr/bin/python3"])
     assert args.lengths == "2k" and args.peer_python == "/usr/bin/python3" and args.func.__name__ == "cmd_bench"
+    assert args.targets is None and build_parser().parse_args(["bench", "--targets", "t.json"]).targets == "t.json"
     assert math.isfinite(bench.ideal_flops(TINY, 32))

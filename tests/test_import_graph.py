@@ -11,8 +11,7 @@ spec.loader.exec_module(import_graph)
 # Modules above the tasks: they may use task classes. Everything else is below and may not import a task
 # module (nor the package root, which imports them all): the tasks find each other through the registry.
 ABOVE_TASKS = ("tf_longformer.models", "tf_longformer.commands", "tf_longformer.apps", "tf_longformer.cli",
-               "tf_longformer.pipelines", "tf_longformer.bench", "tf_longformer.train_job", "tf_longformer.sotu_job",
-               "tf_longformer.peers")
+               "tf_longformer.pipelines")
 
 
 def _is_above(module):
@@ -62,3 +61,16 @@ def test_no_module_below_the_tasks_imports_a_task_or_an_application():
     assert "tf_longformer.backbone" in below and "tf_longformer.serving" in below and "tf_longformer.hf" in below
     wrong = sorted((a, b) for (a, b) in import_graph.edges(known) if a in below and _is_above(b))
     assert wrong == []
+
+
+def test_the_core_library_imports_no_application():
+    """`tf_longformer.apps` (bench, jobs, peers) is built on the library; only the command line reaches it."""
+    known = import_graph.modules(os.path.join(ROOT, "tf_longformer"))
+    front = ("tf_longformer.apps", "tf_longformer.commands", "tf_longformer.cli")
+
+    def within(name, prefixes):
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    into_apps = [f"{a} -> {b}" for a, b in import_graph.edges(known)
+                 if within(b, front[:1]) and not within(a, front)]
+    assert "tf_longformer.apps" in known and not into_apps, into_apps

@@ -1,7 +1,7 @@
 """An installed tf-longformer (a wheel, `pip install .`) has everything its commands read: no path outside the package.
 
 `tf-longformer bench --peer-python PY` runs a script in another environment: it ships in the package
-(tf_longformer/peers/) and is located from there, never from the source tree's tools/.
+(tf_longformer/apps/peers/) and is located from there, never from the source tree's tools/.
 """
 
 import ast
@@ -18,7 +18,7 @@ import zipfile
 import pytest
 
 import tf_longformer
-from tf_longformer import bench, peers
+from tf_longformer.apps import bench, peers
 
 PACKAGE = os.path.dirname(os.path.abspath(tf_longformer.__file__))
 # the wheel is built from the source tree beside tests/ (in CI's installed legs PACKAGE is site-packages' copy)
@@ -37,8 +37,10 @@ def package_modules():
 
 def test_the_peer_script_ships_in_the_package_and_imports_nothing_of_ours():
     assert os.path.isfile(bench.PEER_SCRIPT)
-    assert os.path.dirname(bench.PEER_SCRIPT) == os.path.join(PACKAGE, "peers") == os.path.dirname(peers.script_path())
-    assert os.path.isfile(os.path.join(PACKAGE, "peers", "__init__.py"))  # a package: `packages = find:` ships it
+    assert os.path.dirname(bench.PEER_SCRIPT) == os.path.join(PACKAGE, "apps", "peers") == os.path.dirname(
+        peers.script_path())
+    # a package: `packages = find:` ships it
+    assert os.path.isfile(os.path.join(PACKAGE, "apps", "peers", "__init__.py"))
     # it runs in ANOTHER python (tf-keras, transformers): nothing of tf_longformer, no Keras 3
     tree = ast.parse(open(bench.PEER_SCRIPT, encoding="utf-8").read())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -93,7 +95,7 @@ def test_no_module_reads_a_path_outside_the_package():
 def test_the_outside_path_check_catches_the_old_peer_path():
     old = 'PEER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "x.py")'
     call = ast.parse(old).body[0].value
-    assert _dirname_depth(call.args[0]) == 2  # > 1, the depth of tf_longformer/bench.py
+    assert _dirname_depth(call.args[0]) == 2  # > 1, the depth of a top-level module (tf_longformer/x.py)
 
 
 def _wheel_tools():
@@ -123,7 +125,8 @@ def test_a_built_wheel_has_every_module_and_the_installed_copy_finds_its_peer_sc
     names = set(zipfile.ZipFile(whl).namelist())
     expected = {os.path.relpath(p, os.path.dirname(PACKAGE)).replace(os.sep, "/") for p in package_modules()}
     assert expected <= names, sorted(expected - names)
-    assert "tf_longformer/peers/hf_tf_longformer_bench.py" in names
+    assert "tf_longformer/apps/peers/hf_tf_longformer_bench.py" in names
+    assert "tf_longformer/apps/bench_targets.json" in names  # package data the bench reads
     assert not [n for n in names if n.split("/")[0] in OUTSIDE]
     entry_points = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "tf-longformer = tf_longformer.cli:main" in entry_points
@@ -133,12 +136,13 @@ def test_a_built_wheel_has_every_module_and_the_installed_copy_finds_its_peer_sc
         z.extractall(target)
     empty = tmp_path / "cwd"
     empty.mkdir()
-    probe = ("import json, os, tf_longformer, tf_longformer.bench as b; "
+    probe = ("import json, os, tf_longformer, tf_longformer.apps.bench as b; "
              "print(json.dumps({'package': tf_longformer.__file__, 'peer': b.PEER_SCRIPT, "
-             "'exists': os.path.isfile(b.PEER_SCRIPT)}))")
+             "'exists': os.path.isfile(b.PEER_SCRIPT), 'targets': len(b.load_targets())}))")
     env = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy first, its dependencies from this python
     run = subprocess.run([sys.executable, "-c", probe], cwd=empty, capture_output=True, text=True, env=env,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["package"].startswith(str(target)) and got["peer"].startswith(str(target)) and got["exists"]
+    assert got["targets"] == 14

@@ -311,7 +311,7 @@ def clone(tmp_path_factory):
     this interpreter, `export/` is the repository's, and `tf-longformer-sotu/checkpoint` holds a tiny classifier
     saved the way the main job saves its own (sotu_job / train_job): era labels, tokenizer beside it."""
     import tf_longformer as T
-    from tf_longformer.sotu_job import ERA_NAMES
+    from tf_longformer.apps.sotu_job import ERA_NAMES
 
     root = tmp_path_factory.mktemp("clone")
     os.symlink(os.path.join(ROOT, "export"), root / "export")

@@ -29,7 +29,7 @@ import warnings
 
 VERBOSE_FLAG = "--verbose"
 SCRIPT_NAMES = ("tf-longformer", "tf-longformer-script")  # the console script (and its Windows wrapper)
-CLI_MODULES = ("tf_longformer.cli", "tf_longformer.bench")  # `python -m ...` entry points of the commands
+CLI_MODULES = ("tf_longformer.cli", "tf_longformer.apps.bench")  # `python -m ...` entry points of the commands
 QUIET_LEVEL = "3"
 
 verbose = False  # what the command line asked for; set by prepare() and by cli.main()
@@ -63,7 +63,7 @@ def is_command_line(argv=None, orig_argv=None) -> bool:
     if name in SCRIPT_NAMES:
         return True
     module = _module_run(orig_argv)
-    if module == "tf_longformer.bench" and "--worker" in orig_argv:
+    if module == "tf_longformer.apps.bench" and "--worker" in orig_argv:
         return False  # one measurement of `tf-longformer bench`: its output is captured by the parent
     return module in CLI_MODULES
 

@@ -60,10 +60,9 @@ class LongformerAdamW(keras.optimizers.AdamW):
         return config
 
 
-def default_optimizer(learning_rate=DEFAULT_LEARNING_RATE):
-    """The optimizer `compile()` picks by default (`learning_rate` may be a number or a schedule)."""
-    return LongformerAdamW(learning_rate=learning_rate, weight_decay=DEFAULT_WEIGHT_DECAY,
-                           global_clipnorm=DEFAULT_CLIPNORM)
+def default_optimizer(learning_rate=DEFAULT_LEARNING_RATE, weight_decay=DEFAULT_WEIGHT_DECAY):
+    """`compile()`'s default optimizer; `learning_rate` (a number or a schedule) and `weight_decay` may be set."""
+    return LongformerAdamW(learning_rate=learning_rate, weight_decay=weight_decay, global_clipnorm=DEFAULT_CLIPNORM)
 
 
 # ------------------------------------------------------------------------------------------------ losses

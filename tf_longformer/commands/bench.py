@@ -22,7 +22,7 @@ def _ints(text):
 def cmd_bench(args) -> int:
     """Times forward and training steps against peers (dense model, reference TF Longformer); table, JSON, plot."""
     quiet_tf()
-    from tf_longformer.bench import run_benchmark, format_report
+    from tf_longformer.apps.bench import run_benchmark, format_report
 
     config = {}
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -37,7 +37,7 @@ def cmd_bench(args) -> int:
             peer_python=args.peer_python, config=config, batch=args.batch, global_tokens=args.global_tokens,
             repeats=args.repeats, warmup=args.warmup, passes=args.passes, out_dir=args.out,
             memory_cap_gb=args.memory_cap_gb, timeout_s=args.timeout, matmul_size=args.matmul_size,
-            accuracy_length=args.accuracy_length,
+            accuracy_length=args.accuracy_length, targets=args.targets,
         )
     except ValueError as e:
         raise SystemExit(f"tf-longformer bench: {e}") from None
@@ -71,6 +71,9 @@ def register(sub) -> None:
     p.add_argument("--matmul-size", type=int, default=4096, help="n of the n^3 matmul peak (default 4096)")
     p.add_argument("--accuracy-length", type=int, default=2048, help="length of the bf16 accuracy check")
     p.add_argument("--out", default="bench-out", help="folder for bench.json, bench.md, bench.png")
+    p.add_argument("--targets", default=None, metavar="JSON",
+                   help="the targets to judge the run by, a file shaped as tf_longformer/apps/bench_targets.json "
+                        "(default: that file, the issue's targets)")
     for key, help_ in (("hidden_size", "hidden size"), ("num_hidden_layers", "layers"),
                        ("num_attention_heads", "heads"), ("intermediate_size", "FFN size"),
                        ("attention_window", "full attention window"), ("vocab_size", "vocabulary")):

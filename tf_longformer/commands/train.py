@@ -26,7 +26,7 @@ attention_mask) -> logits), report.json (every figure) and report.png (curves)."
 def cmd_train(args) -> int:
     """Trains a long-document classifier (default: the State of the Union era job), evaluates and exports it."""
     quiet_tf()
-    from tf_longformer import train_job
+    from tf_longformer.apps import train_job
 
     sizes = {"vocab_size": args.vocab_size, "hidden_size": args.hidden_size, "num_layers": args.layers,
              "num_heads": args.heads, "intermediate_size": args.intermediate_size,
@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
         values = {k: v for k, v in overrides.items() if v is not None}
         settings = train_job.Settings(**values)
     else:
-        from tf_longformer import sotu_job
+        from tf_longformer.apps import sotu_job
 
         if args.group_column or args.text_column != "text" or args.label_column != "label":
             raise SystemExit("tf-longformer train: --text-column / --label-column / --group-column need --data.")

@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from tf_longformer.train_job import Corpus, Settings
+from tf_longformer.apps.train_job import Corpus, Settings
 
 ERAS = ((1790, 1849), (1850, 1899), (1900, 1949), (1950, 2026))
 ERA_NAMES = [f"{a}-{b}" for a, b in ERAS]

@@ -1,13 +1,15 @@
 """Train a long-document classifier end to end: data, split, tokenizer, `model.fit`, evaluation, export, report.
 
 `tf-longformer train` runs this on a JSONL / CSV file (`text`, `label`) or, by default, on the State of the
-Union corpus (`tf_longformer.sotu_job`). One run:
+Union corpus (`tf_longformer.apps.sotu_job`). One run:
 
 1. splits the documents into training and held-out sets (by group when groups are given, so that no author,
    say, is on both sides; otherwise stratified by label);
 2. trains a byte-level BPE tokenizer on the training texts (or takes the checkpoint's);
 3. trains a Longformer classifier with `model.fit` on the first `max_length` tokens of each document (from
-   scratch, or from a checkpoint), with the held-out accuracy after every epoch for the curves;
+   scratch, or from a checkpoint), with the held-out accuracy after every epoch for the curves; `compile()`
+   keeps the model's own defaults (loss, accuracy, `LongformerAdamW`) but for the learning rate (a warm-up then
+   a cosine decay) and the weight decay;
 4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline;
 5. measures held-out accuracy: majority class, both models at several reading lengths, by document length;
 6. saves the checkpoint (Hugging Face layout + tokenizer, loadable by `pipeline("text-classification")`),
@@ -233,16 +235,6 @@ def _dataset(seqs, labels, batch_size, pad_id, shuffle_seed=None):
     return ds.prefetch(2)
 
 
-def _logits_model(model):
-    """`model` as a functional Keras model `{input_ids, attention_mask} -> logits`, for `compile`/`fit`/`predict`
-    with the labels as `y` and a standard Keras loss. It shares `model`'s layers, so fitting it trains `model`."""
-    import keras
-
-    inputs = {"input_ids": keras.Input((None,), dtype="int32", name="input_ids"),
-              "attention_mask": keras.Input((None,), dtype="int32", name="attention_mask")}
-    return keras.Model(inputs, model(inputs)["logits"], name=f"{model.name}_logits")
-
-
 def export_classifier(model, directory: str) -> str:
     """Writes a SavedModel whose `serving_default` takes int32 `input_ids` and `attention_mask` of any batch and
     length and returns `logits`; written next to `directory` and renamed into place, so a crash never leaves
@@ -270,6 +262,39 @@ def _replace_dir(new: str, target: str) -> None:
     os.replace(new, target)
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _accuracy_by_length(test_len, y_test, majority, preds) -> list[dict]:
+    """Held-out accuracy in terciles of the documents' full token counts: majority class and each model."""
+    edges = np.quantile(test_len, [0, 1 / 3, 2 / 3, 1]).astype(int)
+    buckets = []
+    for b in range(3):
+        lo, hi = edges[b], edges[b + 1]
+        sel = (test_len >= lo) & ((test_len < hi) if b < 2 else (test_len <= hi))
+        if not sel.any():
+            continue
+        row = {"tokens": [int(lo), int(hi)], "documents": int(sel.sum()),
+               "majority_class": float(np.mean(y_test[sel] == majority))}
+        for key in ("long_model", "short_model"):
+            if key in preds:
+                row[key] = float(np.mean(preds[key].argmax(-1)[sel] == y_test[sel]))
+        buckets.append(row)
+    return buckets
+
+
+@dataclasses.dataclass
+class _Data:
+    """What the steps of one run share: labels as ids, the split, the tokenizer and the encoded documents."""
+
+    y: np.ndarray
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    tok: object = None
+    full: list = None  # every document, all its tokens
+    lengths: np.ndarray = None  # their token counts
+    seqs: list = None  # the first `max_length` tokens of each
+    pad: int = None
+    eos: int = None
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -331,41 +356,48 @@ class Trainer:
         model.build()
         return model
 
-    def _fit(self, model, train_seqs, y_train, test_seqs, y_test, pad_id, tag):
+    def _optimizer(self, n_train):
+        """The package's default optimizer (`training.default_optimizer`: AdamW without decay on biases and
+        LayerNorm, gradients clipped to a global norm) with this job's learning rate, a linear warm-up to
+        `learning_rate` then a cosine decay to 0, and its weight decay."""
         import keras
 
+        from tf_longformer import training
+
         s = self.s
-        wrapped = _logits_model(model)
-        steps = math.ceil(len(train_seqs) / s.batch_size) * s.epochs
+        steps = math.ceil(n_train / s.batch_size) * s.epochs
         warmup = max(1, int(s.warmup_fraction * steps))
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0, decay_steps=max(1, steps - warmup), alpha=0.0, warmup_target=s.learning_rate,
             warmup_steps=warmup)
-        wrapped.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=s.weight_decay, clipnorm=1.0),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
+        return training.default_optimizer(learning_rate=schedule, weight_decay=s.weight_decay)
+
+    def _fit(self, model, train_seqs, y_train, test_seqs, y_test, pad_id, tag):
+        """`model.compile` with the model's own defaults (its loss, its accuracy) but this job's optimizer, then
+        `model.fit` with the held-out figures after every epoch. Returns `(history, seconds)`."""
+        s = self.s
+        model.compile(optimizer=self._optimizer(len(train_seqs)))
         train_ds = _dataset(train_seqs, y_train, s.batch_size, pad_id, shuffle_seed=s.seed)
         test_ds = _dataset(test_seqs, y_test, s.batch_size, pad_id)
         _say(f"      model.fit: {s.epochs} epochs x {math.ceil(len(train_seqs) / s.batch_size)} steps of "
              f"{s.batch_size} documents, {tag}; held-out accuracy after each epoch")
         start = time.perf_counter()
-        history = wrapped.fit(train_ds, validation_data=test_ds, epochs=s.epochs, shuffle=False,
-                              verbose=1 if sys.stdout.isatty() else 2)
+        history = model.fit(train_ds, validation_data=test_ds, epochs=s.epochs, shuffle=False,
+                            verbose=1 if sys.stdout.isatty() else 2)
         took = time.perf_counter() - start
-        return wrapped, {k: [float(v) for v in vals] for k, vals in history.history.items()}, took
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}, took
 
-    def _predict(self, wrapped, seqs, batch_size, pad_id):
-        """Logits of `wrapped` on `seqs`, through one `tf.function` trace that serves every length."""
+    def _predict(self, model, seqs, batch_size, pad_id):
+        """Logits of `model` on `seqs`, through one `tf.function` trace that serves every length."""
         import tensorflow as tf
 
-        fn = self._predictors.get(id(wrapped))
+        fn = self._predictors.get(id(model))
         if fn is None:
             spec = tf.TensorSpec([None, None], tf.int32)
-            fn = tf.function(lambda ids, mask: wrapped({"input_ids": ids, "attention_mask": mask}, training=False),
-                             input_signature=[spec, spec])
-            self._predictors[id(wrapped)] = fn
+            fn = tf.function(
+                lambda ids, mask: model({"input_ids": ids, "attention_mask": mask}, training=False)["logits"],
+                input_signature=[spec, spec])
+            self._predictors[id(model)] = fn
         out = []
         for x, _ in _dataset(seqs, [0] * len(seqs), batch_size, pad_id):
             out.append(fn(x["input_ids"], x["attention_mask"]).numpy())
@@ -373,148 +405,148 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
+        """The whole job: split, [1/6] tokenizer, [2/6] long model, [3/6] short model, [4/6] evaluation,
+        [5/6] checkpoint and export, [6/6] report; prints as it goes and returns the report."""
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        data = self._split()
+        self._tokenize(data)
+        model = self._train_long_model(data)
+        short = self._train_short_model(data)
+        preds = self._evaluate(data, model, short)
+        self._save_and_export(data, model, preds)
+        self._write_report(t0, cpu0)
+        self.print_summary()
+        return self.report
+
+    def _split(self) -> _Data:
+        """The labels as ids and the held-out split, printed and written into the report's header."""
         import tensorflow as tf
 
-        t0, cpu0 = time.perf_counter(), time.process_time()
         s, c = self.s, self.corpus
         os.makedirs(s.output, exist_ok=True)
         label_id = {n: i for i, n in enumerate(c.label_names)}
         y = np.array([label_id[x] for x in c.labels])
         test = split_corpus(c, s.eval_fraction, s.seed)
-        train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
-        n_classes = len(c.label_names)
+        data = _Data(y=y, train_idx=np.flatnonzero(~test), test_idx=np.flatnonzero(test))
         _say(f"tf-longformer train: {c.description}")
         _say(f"  labels: {', '.join(f'{n} ({int((y == i).sum())})' for i, n in enumerate(c.label_names))}")
-        _say(f"  split: {len(train_idx)} training / {len(test_idx)} held-out documents. {c.split_note}".rstrip())
-        rep = self.report
-        rep.update(corpus=c.name, description=c.description, labels=c.label_names, split_note=c.split_note,
-                   n_train=int(len(train_idx)), n_test=int(len(test_idx)), settings=dataclasses.asdict(s))
-        rep["machine"] = {"cpu_count": os.cpu_count(),
-                          "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-                          "tensorflow": tf.__version__}
+        _say(f"  split: {len(data.train_idx)} training / {len(data.test_idx)} held-out documents. "
+             f"{c.split_note}".rstrip())
+        self.report.update(corpus=c.name, description=c.description, labels=c.label_names, split_note=c.split_note,
+                           n_train=int(len(data.train_idx)), n_test=int(len(data.test_idx)),
+                           settings=dataclasses.asdict(s))
+        self.report["machine"] = {"cpu_count": os.cpu_count(),
+                                  "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                                  "tensorflow": tf.__version__}
+        return data
 
-        # 1. tokenizer
+    def _tokenize(self, data: _Data) -> None:
+        """[1/6] The tokenizer, every document encoded, and the model's inputs (the first `max_length` tokens)."""
+        s, c = self.s, self.corpus
         step = time.perf_counter()
-        tok, how = self._tokenizer([c.texts[i] for i in train_idx])
-        full = tok(c.texts)["input_ids"]
-        lengths = np.array([len(x) for x in full])
+        data.tok, how = self._tokenizer([c.texts[i] for i in data.train_idx])
+        data.full = data.tok(c.texts)["input_ids"]
+        lengths = data.lengths = np.array([len(x) for x in data.full])
         _say(f"[1/6] tokenizer: {how} ({_fmt_time(time.perf_counter() - step)})")
         _say(f"      documents: median {int(np.median(lengths))} tokens, {100 * np.mean(lengths > s.max_length):.0f}% "
              f"longer than {s.max_length} (the model reads the first {s.max_length})")
-        rep["tokens"] = {"median": int(np.median(lengths)), "min": int(lengths.min()), "max": int(lengths.max()),
-                         "share_longer_than_max_length": float(np.mean(lengths > s.max_length))}
-        pad, eos = tok.pad_token_id, tok.eos_token_id
-        seqs = [truncate(x, s.max_length, eos) for x in full]
+        self.report["tokens"] = {"median": int(np.median(lengths)), "min": int(lengths.min()),
+                                 "max": int(lengths.max()),
+                                 "share_longer_than_max_length": float(np.mean(lengths > s.max_length))}
+        data.pad, data.eos = data.tok.pad_token_id, data.tok.eos_token_id
+        data.seqs = [truncate(x, s.max_length, data.eos) for x in data.full]
 
-        # 2. the long model
-        model = self._new_model(tok)
+    def _train_long_model(self, data: _Data):
+        """[2/6] The Longformer on the first `max_length` tokens of each document."""
+        s = self.s
+        model = self._new_model(data.tok)
         n_params = int(sum(np.prod(v.shape) for v in model.weights))
         cfg = model.config
         arch = (f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, {cfg.num_attention_heads} heads, "
                 f"window {cfg.attention_windows[0]}, {n_params / 1e6:.2f}M parameters")
         _say(f"[2/6] Longformer {'from ' + s.model if s.model else 'from scratch'}: {arch}")
-        rep["model"] = {"architecture": arch, "parameters": n_params, "from": s.model or "scratch"}
-        train_seqs = [seqs[i] for i in train_idx]
-        test_seqs = [seqs[i] for i in test_idx]
-        wrapped, hist, took = self._fit(model, train_seqs, y[train_idx], test_seqs, y[test_idx], pad,
-                                        f"up to {s.max_length} tokens each")
-        rep["long_model"] = {"history": hist, "fit_seconds": round(took, 1)}
+        self.report["model"] = {"architecture": arch, "parameters": n_params, "from": s.model or "scratch"}
+        hist, took = self._fit(model, [data.seqs[i] for i in data.train_idx], data.y[data.train_idx],
+                               [data.seqs[i] for i in data.test_idx], data.y[data.test_idx], data.pad,
+                               f"up to {s.max_length} tokens each")
+        self.report["long_model"] = {"history": hist, "fit_seconds": round(took, 1)}
         _say(f"      trained in {_fmt_time(took)}")
+        return model
 
-        # 3. the short model
-        short = None
-        if s.baseline_length:
-            _say(f"[3/6] the same model trained on the first {s.baseline_length} tokens only (baseline)")
-            short_model = self._new_model(tok)
-            short_seqs = [truncate(x, s.baseline_length, eos) for x in full]
-            short, hist_s, took_s = self._fit(short_model, [short_seqs[i] for i in train_idx], y[train_idx],
-                                              [short_seqs[i] for i in test_idx], y[test_idx], pad,
-                                              f"{s.baseline_length} tokens each")
-            rep["short_model"] = {"history": hist_s, "fit_seconds": round(took_s, 1)}
-            _say(f"      trained in {_fmt_time(took_s)}")
-        else:
+    def _train_short_model(self, data: _Data):
+        """[3/6] The same model on the first `baseline_length` tokens only (the baseline), or None."""
+        s = self.s
+        if not s.baseline_length:
             _say("[3/6] no short-model baseline (--baseline-length 0)")
+            return None
+        _say(f"[3/6] the same model trained on the first {s.baseline_length} tokens only (baseline)")
+        short = self._new_model(data.tok)
+        seqs = [truncate(x, s.baseline_length, data.eos) for x in data.full]
+        hist, took = self._fit(short, [seqs[i] for i in data.train_idx], data.y[data.train_idx],
+                               [seqs[i] for i in data.test_idx], data.y[data.test_idx], data.pad,
+                               f"{s.baseline_length} tokens each")
+        self.report["short_model"] = {"history": hist, "fit_seconds": round(took, 1)}
+        _say(f"      trained in {_fmt_time(took)}")
+        return short
 
-        # 4. evaluation
+    def _evaluate(self, data: _Data, model, short) -> dict:
+        """[4/6] Held-out accuracy: majority class, both models read at several lengths, by document length, and
+        the long model's confusion matrix. Returns each model's held-out logits at its own length."""
+        s, c = self.s, self.corpus
         step = time.perf_counter()
+        test_idx, y_test = data.test_idx, data.y[data.test_idx]
         _say(f"[4/6] evaluation on the {len(test_idx)} held-out documents")
-        majority = int(np.bincount(y[train_idx], minlength=n_classes).argmax())
-        acc = {"majority_class": float(np.mean(y[test_idx] == majority)),
-               "majority_label": c.label_names[majority]}
+        majority = int(np.bincount(data.y[data.train_idx], minlength=len(c.label_names)).argmax())
+        acc = {"majority_class": float(np.mean(y_test == majority)), "majority_label": c.label_names[majority]}
         read_lengths = sorted({n for n in s.eval_lengths if n < s.max_length} | {s.max_length})
         curves: dict[str, dict[int, float]] = {"long_model": {}, "short_model": {}}
         preds = {}
         for n in read_lengths:
-            cut = [truncate(full[i], n, eos) for i in test_idx]
-            logits = self._predict(wrapped, cut, s.batch_size, pad)
-            curves["long_model"][n] = float(np.mean(logits.argmax(-1) == y[test_idx]))
+            cut = [truncate(data.full[i], n, data.eos) for i in test_idx]
+            logits = self._predict(model, cut, s.batch_size, data.pad)
+            curves["long_model"][n] = float(np.mean(logits.argmax(-1) == y_test))
             if n == s.max_length:
                 preds["long_model"] = logits
             if short is not None and n <= s.max_length:
-                logits_s = self._predict(short, cut, s.batch_size, pad)
-                curves["short_model"][n] = float(np.mean(logits_s.argmax(-1) == y[test_idx]))
+                logits_s = self._predict(short, cut, s.batch_size, data.pad)
+                curves["short_model"][n] = float(np.mean(logits_s.argmax(-1) == y_test))
                 if n == s.baseline_length:
                     preds["short_model"] = logits_s
         if short is not None and "short_model" not in preds:
-            cut = [truncate(full[i], s.baseline_length, eos) for i in test_idx]
-            preds["short_model"] = self._predict(short, cut, s.batch_size, pad)
-        acc["long_model"] = float(np.mean(preds["long_model"].argmax(-1) == y[test_idx]))
-        if short is not None:
-            acc["short_model"] = float(np.mean(preds["short_model"].argmax(-1) == y[test_idx]))
+            cut = [truncate(data.full[i], s.baseline_length, data.eos) for i in test_idx]
+            preds["short_model"] = self._predict(short, cut, s.batch_size, data.pad)
+        for key in ("long_model", "short_model"):
+            if key in preds:
+                acc[key] = float(np.mean(preds[key].argmax(-1) == y_test))
+        rep = self.report
         rep["accuracy"] = acc
         rep["accuracy_vs_tokens_read"] = {k: {str(n): v for n, v in d.items()} for k, d in curves.items() if d}
-        # by document length: terciles of the held-out documents' full token counts
-        test_len = lengths[test_idx]
-        edges = np.quantile(test_len, [0, 1 / 3, 2 / 3, 1]).astype(int)
-        buckets = []
-        for b in range(3):
-            lo, hi = edges[b], edges[b + 1]
-            sel = (test_len >= lo) & ((test_len < hi) if b < 2 else (test_len <= hi))
-            if not sel.any():
-                continue
-            row = {"tokens": [int(lo), int(hi)], "documents": int(sel.sum()),
-                   "majority_class": float(np.mean(y[test_idx][sel] == majority)),
-                   "long_model": float(np.mean(preds["long_model"].argmax(-1)[sel] == y[test_idx][sel]))}
-            if short is not None:
-                row["short_model"] = float(np.mean(preds["short_model"].argmax(-1)[sel] == y[test_idx][sel]))
-            buckets.append(row)
-        rep["accuracy_by_document_length"] = buckets
-        confusion = np.zeros((n_classes, n_classes), int)
-        for t, p in zip(y[test_idx], preds["long_model"].argmax(-1)):
+        rep["accuracy_by_document_length"] = _accuracy_by_length(data.lengths[test_idx], y_test, majority, preds)
+        confusion = np.zeros((len(c.label_names),) * 2, int)
+        for t, p in zip(y_test, preds["long_model"].argmax(-1)):
             confusion[t, p] += 1
         rep["confusion_long_model"] = confusion.tolist()
         _say(f"      ({_fmt_time(time.perf_counter() - step)})")
+        return preds
 
-        # 5. checkpoint + export + reload + query
+    def _save_and_export(self, data: _Data, model, preds: dict) -> None:
+        """[5/6] The checkpoint (with its tokenizer) and, unless `export=False`, the SavedModel, reloaded with
+        `tf.saved_model.load` and queried through `serving_default` on a few held-out documents."""
+        s = self.s
         step = time.perf_counter()
         ckpt = os.path.join(s.output, "checkpoint")
         model.save_pretrained(ckpt)
-        tok.model_max_length = s.max_length
-        tok.save_pretrained(ckpt)
-        rep["checkpoint"] = ckpt
+        data.tok.model_max_length = s.max_length
+        data.tok.save_pretrained(ckpt)
+        self.report["checkpoint"] = ckpt
         if s.export:
             saved = export_classifier(model, os.path.join(s.output, "saved_model"))
-            tok.save_pretrained(os.path.join(saved, "assets", "tokenizer"))
-            served = tf.saved_model.load(saved).signatures["serving_default"]
-            k = min(4, len(test_idx))
-            batch = [seqs[i] for i in test_idx[:k]]
-            width = max(len(x) for x in batch)
-            ids = np.full((k, width), pad, np.int32)
-            mask = np.zeros((k, width), np.int32)
-            for r, x in enumerate(batch):
-                ids[r, :len(x)], mask[r, :len(x)] = x, 1
-            out = served(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))["logits"].numpy()
-            diff = float(np.abs(out - preds["long_model"][:k]).max())
-            probs = np.exp(out - out.max(-1, keepdims=True))
-            probs /= probs.sum(-1, keepdims=True)
-            queries = []
-            for r, i in enumerate(test_idx[:k]):
-                p = int(probs[r].argmax())
-                queries.append({"document": (c.titles or [str(j) for j in range(len(c.texts))])[i],
-                                "true": c.labels[i], "predicted": c.label_names[p],
-                                "probability": round(float(probs[r, p]), 3)})
-            rep["export"] = {"saved_model": saved, "signature": "serving_default(input_ids, attention_mask) -> logits",
-                             "max_abs_diff_vs_keras": diff, "queries": queries}
+            data.tok.save_pretrained(os.path.join(saved, "assets", "tokenizer"))
+            k = min(4, len(data.test_idx))
+            diff, queries = self._query_export(saved, data, preds["long_model"][:k])
+            self.report["export"] = {"saved_model": saved,
+                                     "signature": "serving_default(input_ids, attention_mask) -> logits",
+                                     "max_abs_diff_vs_keras": diff, "queries": queries}
             _say(f"[5/6] checkpoint: {ckpt}; SavedModel: {saved}, reloaded with tf.saved_model.load and queried "
                  f"through serving_default on {k} held-out documents (largest difference from Keras: {diff:.1e}):")
             for q in queries:
@@ -524,7 +556,35 @@ class Trainer:
             _say(f"[5/6] checkpoint: {ckpt} (export skipped: --no-export)")
         _say(f"      ({_fmt_time(time.perf_counter() - step)})")
 
-        # 6. report
+    def _query_export(self, saved: str, data: _Data, keras_logits: np.ndarray):
+        """The reloaded SavedModel on the first held-out documents: its largest difference from `keras_logits`
+        (the Keras model's on the same documents) and its answers."""
+        import tensorflow as tf
+
+        c = self.corpus
+        served = tf.saved_model.load(saved).signatures["serving_default"]
+        k = len(keras_logits)
+        batch = [data.seqs[i] for i in data.test_idx[:k]]
+        width = max(len(x) for x in batch)
+        ids = np.full((k, width), data.pad, np.int32)
+        mask = np.zeros((k, width), np.int32)
+        for r, x in enumerate(batch):
+            ids[r, :len(x)], mask[r, :len(x)] = x, 1
+        out = served(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))["logits"].numpy()
+        diff = float(np.abs(out - keras_logits).max())
+        probs = np.exp(out - out.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        queries = []
+        for r, i in enumerate(data.test_idx[:k]):
+            p = int(probs[r].argmax())
+            queries.append({"document": (c.titles or [str(j) for j in range(len(c.texts))])[i],
+                            "true": c.labels[i], "predicted": c.label_names[p],
+                            "probability": round(float(probs[r, p]), 3)})
+        return diff, queries
+
+    def _write_report(self, t0: float, cpu0: float) -> None:
+        """[6/6] `report.json` (every figure, the run's time included) and `report.png`."""
+        s, rep = self.s, self.report
         rep["seconds"] = round(time.perf_counter() - t0, 1)
         rep["cpu_seconds"] = round(time.process_time() - cpu0, 1)
         rep["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -534,8 +594,6 @@ class Trainer:
         plotted = write_plot(rep, path_png)
         _say(f"[6/6] report: {path_json}" + (f", {path_png}" if plotted else " (no plot: matplotlib is not "
                                                                             "installed)"))
-        self.print_summary()
-        return rep
 
     def print_summary(self) -> None:
         rep, s = self.report, self.s

@@ -10,7 +10,7 @@ Implementations (`impls`):
 - `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
   long-input model must beat.
 - `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
-  environment (`peer_python`), run by `tf_longformer/peers/hf_tf_longformer_bench.py` (a file the peer's
+  environment (`peer_python`), run by `tf_longformer/apps/peers/hf_tf_longformer_bench.py` (a file the peer's
   python runs; it imports nothing from tf_longformer), after a `--check` of that environment that stops the
   run at once, with the reason, when tf-keras or transformers is missing there. Its training step fails with a
   global token (a known bug), so `train` is also measured there without one (`reference_noglobal`), the
@@ -21,10 +21,10 @@ Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM los
 
 Python entry point:
 
-    from tf_longformer.bench import run_benchmark
+    from tf_longformer.apps.bench import run_benchmark
     report = run_benchmark(lengths=[1024, 2048], modes=["forward"], out_dir="bench-out")
 
-Worker entry point (one measurement, used by the parent): `python -m tf_longformer.bench --worker SPEC_JSON`.
+Worker entry point (one measurement, used by the parent): `python -m tf_longformer.apps.bench --worker SPEC_JSON`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import tempfile
 import time
 import traceback
 
-from tf_longformer.peers import script_path
+from tf_longformer.apps.peers import script_path
 
 RESULT_PREFIX = "BENCH_RESULT "
 BASE_CONFIG = {
@@ -56,7 +56,8 @@ PEER_PREFIX = "BENCH_PEER "
 PEER_SETUP = ('python -m venv /tmp/hftf && /tmp/hftf/bin/pip install "tensorflow-cpu==2.21.*" "tf-keras==2.21.*" '
               '"transformers==4.57.*"')
 
-PEER_SCRIPT = script_path()  # the reference's runner, shipped in the package (tf_longformer/peers/)
+PEER_SCRIPT = script_path()  # the reference's runner, shipped in the package (tf_longformer/apps/peers/)
+TARGETS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_targets.json")  # package data
 
 
 # ---------------------------------------------------------------------------------------------- FLOP counts
@@ -398,7 +399,7 @@ def _spec_for(impl, mode, length, common):
     spec = {"mode": mode, "length": length, **{k: common[k] for k in ("batch", "repeats", "warmup", "seed")}}
     if impl in OUR_IMPLS:
         spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"])
-        return [sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], spec
+        return [sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], spec
     if common["peer_python"] is None:
         return None
     spec.update({k: v for k, v in common["config"].items()})
@@ -414,7 +415,7 @@ def _worker_env() -> dict:
 
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # above tf_longformer
     installed = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
     if os.path.realpath(package_root) not in installed:  # a source tree: put it first (never site-packages)
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -453,12 +454,13 @@ def _median(xs):
 def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer_python=None, config=None,
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
-                  measure_matmul=True, peer_script=PEER_SCRIPT, log=print) -> dict:
+                  measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print) -> dict:
     """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
     `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
     the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
+    `targets`: what the run is judged by (`load_targets`; default the package's `bench_targets.json`).
     Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
     """
     lengths = [int(x) for x in lengths]
@@ -481,6 +483,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         raise ValueError(f"the peer script {peer_script!r} is missing (a broken install of tf-longformer?).")
     if repeats < 1 or passes < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
+    targets = load_targets(targets)  # a bad targets file stops the run before it starts
     config = {**BASE_CONFIG, **(config or {})}
     if memory_cap_gb is None:
         avail = _mem_available_bytes()
@@ -501,7 +504,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
     def matmul():
         spec = {"impl": "matmul", "matmul_size": matmul_size, "repeats": 5}
-        r = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+        r = _run_subprocess([sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], env,
                             timeout_s, memory_cap_bytes)
         if r.get("ok"):
             log(f"matmul {matmul_size}^3: fp32 {r['float32_gflops']:.0f} GFLOP/s, bf16 {r['bfloat16_gflops']:.0f} GFLOP/s")
@@ -540,7 +543,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         peaks.append(matmul())
     if "ours_bf16" in impls:
         spec = {"impl": "accuracy", "length": accuracy_length, "config": config, "global_tokens": global_tokens}
-        acc = _run_subprocess([sys.executable, "-m", "tf_longformer.bench", "--worker", json.dumps(spec)], env,
+        acc = _run_subprocess([sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], env,
                               timeout_s, memory_cap_bytes)
         report["bf16_accuracy"] = acc
         if acc.get("ok"):
@@ -553,7 +556,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     report["results"] = summarize(raw, config, global_tokens, batch, report["matmul_peak_gflops"],
                                   report["matmul_peak_bf16_gflops"])
     report["raw"] = raw
-    report["targets"] = evaluate_targets(report["results"])
+    report["targets"] = evaluate_targets(report["results"], targets)
     report["load_average_end"] = os.getloadavg()
     report["total_s"] = time.perf_counter() - started
     if out_dir:
@@ -605,75 +608,100 @@ def _find(results, impl, mode, length):
     return None
 
 
-def evaluate_targets(results):
-    """The issue's targets, each `met` True/False, or None when the run lacks what it needs (with why)."""
+def _quantity(row, name):
+    """A quantity of a result row; `working_bytes`: the memory the measurement itself needed (peak RSS - RSS
+    with the model built)."""
+    if name == "working_bytes":
+        return row["peak_rss_bytes"] - row["rss_after_build_bytes"]
+    return row.get(name)
+
+
+def _measured(results, where):
+    """`(row, quantity)` of `where` = [impl, mode, length, quantity] when that row is in `results` and ran."""
+    row = _find(results, *where[:3])
+    return (row, _quantity(row, where[3])) if row is not None and row["ok"] else (row, None)
+
+
+def _ratio(results, t):
+    """`of` / `over`, two quantities of two rows."""
+    (_, a), (_, b) = _measured(results, t["of"]), _measured(results, t["over"])
+    return a / b if a is not None and b is not None and b > 0 else None
+
+
+def _value(results, t):
+    """The quantity `of` itself."""
+    return _measured(results, t["of"])[1]
+
+
+def _per_token_growth(results, t):
+    """(`of` / its length) / (`over` / its length), the denominator no less than `floor` when one is given."""
+    (_, a), (_, b) = _measured(results, t["of"]), _measured(results, t["over"])
+    if a is None or b is None:
+        return None
+    below = b / t["over"][2]
+    below = max(t["floor"], below) if "floor" in t else below
+    return (a / t["of"][2]) / below if below > 0 else None
+
+
+def _slowest_ratio_from(results, t):
+    """The smallest `of` / `over` over the lengths from `over`'s up where `over`'s implementation ran (a failed
+    `of` there counts as infinitely slower)."""
+    impl, mode, shortest, quantity = t["over"]
+    ratios = []
+    for r in results:
+        if r["impl"] != impl or r["mode"] != mode or r["length"] < shortest or not r["ok"]:
+            continue
+        other = _find(results, t["of"][0], t["of"][1], r["length"])
+        if other is not None:
+            ratios.append(_quantity(other, t["of"][3]) / _quantity(r, quantity) if other["ok"] else math.inf)
+    return min(ratios) if ratios else None
+
+
+MEASURES = {"ratio": _ratio, "value": _value, "per_token_growth": _per_token_growth,
+            "slowest_ratio_from": _slowest_ratio_from}
+
+
+def load_targets(source=None) -> list[dict]:
+    """The targets a run is judged by: `source` is a JSON file shaped as the package's `bench_targets.json`
+    (the default), its parsed content, or a list of targets. Groups with `modes` are expanded, one target per
+    mode (`{mode}` in its strings replaced)."""
+    if source is None or isinstance(source, (str, os.PathLike)):
+        path = TARGETS_FILE if source is None else source
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot read the targets file {path}: {e}") from None
+    entries = source["targets"] if isinstance(source, dict) else source
     targets = []
-
-    def add(name, value, threshold, better, detail, needs=None):
-        if value is None:
-            targets.append({"target": name, "met": None, "value": None, "threshold": threshold,
-                            "detail": f"not measured in this run ({needs})"})
-            return
-        met = value >= threshold if better == "higher" else value <= threshold
-        targets.append({"target": name, "met": bool(met), "value": value, "threshold": threshold, "detail": detail})
-
-    def ok(r):
-        return r is not None and r["ok"]
-
-    ours_f, ref_f = _find(results, "ours", "forward", 4096), _find(results, "reference", "forward", 4096)
-    add("forward 4096 fp32: tokens/s >= 1.8x the reference TF Longformer",
-        ours_f["tokens_per_s"] / ref_f["tokens_per_s"] if ok(ours_f) and ok(ref_f) else None, 1.8, "higher",
-        "ours / reference tokens per second", "ours and reference forward at 4096")
-    add("forward 4096: peak memory <= 0.5x the reference",
-        ours_f["peak_rss_bytes"] / ref_f["peak_rss_bytes"] if ok(ours_f) and ok(ref_f) else None, 0.5, "lower",
-        "ours / reference peak RSS", "ours and reference forward at 4096")
-    ours_t, ref_t = _find(results, "ours", "train", 4096), _find(results, "reference_noglobal", "train", 4096)
-    add("train step 4096 fp32 with a global token: >= 2x faster than the reference's step without one",
-        ref_t["median_s"] / ours_t["median_s"] if ok(ours_t) and ok(ref_t) else None, 2.0, "higher",
-        "reference (no global) / ours (global) step time", "ours train and reference_noglobal train at 4096")
-    add("train step 4096: peak memory <= 0.5x the reference's",
-        ours_t["peak_rss_bytes"] / ref_t["peak_rss_bytes"] if ok(ours_t) and ok(ref_t) else None, 0.5, "lower",
-        "ours / reference (no global) peak RSS", "ours train and reference_noglobal train at 4096")
-    def working(r):  # memory the measurement itself needed: peak RSS - RSS with the model built
-        return r["peak_rss_bytes"] - r["rss_after_build_bytes"]
-
-    add("forward 4096 (informative): working memory (peak - after build) vs the reference's",
-        working(ours_f) / working(ref_f) if ok(ours_f) and ok(ref_f) and working(ref_f) > 0 else None, 0.5, "lower",
-        "ours / reference (peak RSS - RSS after building the model)", "ours and reference forward at 4096")
-    gc_t = _find(results, "ours_gc", "train", 4096)
-    add("train step 4096 with gradient checkpointing: peak memory <= 0.5x the reference's",
-        gc_t["peak_rss_bytes"] / ref_t["peak_rss_bytes"] if ok(gc_t) and ok(ref_t) else None, 0.5, "lower",
-        "ours_gc / reference (no global) peak RSS", "ours_gc train and reference_noglobal train at 4096")
-    add("train step 4096 with gradient checkpointing: >= 2x faster than the reference's step without one",
-        ref_t["median_s"] / gc_t["median_s"] if ok(gc_t) and ok(ref_t) else None, 2.0, "higher",
-        "reference (no global) / ours_gc step time", "ours_gc train and reference_noglobal train at 4096")
-    frac = ours_f.get("fraction_of_matmul_peak") if ok(ours_f) else None
-    add("forward 4096: >= 65% of the measured fp32 matmul peak on the ideal FLOP count", frac, 0.65, "higher",
-        "ideal FLOPs / time / matmul peak", "ours forward at 4096 and the matmul peak")
-    for mode in ("forward", "train"):
-        a, b = _find(results, "ours", mode, 2048), _find(results, "ours", mode, 16384)
-        per_token = (b["median_s"] / 16384) / (a["median_s"] / 2048) if ok(a) and ok(b) else None
-        add(f"linear ({mode}): time per token at 16384 within 1.15x of 2048", per_token, 1.15, "lower",
-            "time per token 16384 / 2048", f"ours {mode} at 2048 and 16384")
-        if ok(a) and ok(b):
-            act = ((b["peak_rss_bytes"] - b["rss_after_build_bytes"]) / 16384) / \
-                  max(1.0, (a["peak_rss_bytes"] - a["rss_after_build_bytes"]) / 2048)
+    for entry in entries:
+        if "modes" in entry:
+            group = json.dumps(entry["targets"])
+            for mode in entry["modes"]:
+                targets += json.loads(group.replace("{mode}", mode))
         else:
-            act = None
-        add(f"linear memory ({mode}): activation memory per token at 16384 within 1.15x of 2048", act, 1.15,
-            "lower", "(peak RSS - RSS after build) per token, 16384 / 2048", f"ours {mode} at 2048 and 16384")
-    for mode in ("forward", "train"):
-        rows = [r for r in results if r["impl"] == "ours" and r["mode"] == mode and r["length"] >= 2048 and r["ok"]]
-        ratios = []
-        for r in rows:
-            d = _find(results, "dense", mode, r["length"])
-            if d is None:
-                continue
-            ratios.append(d["median_s"] / r["median_s"] if d["ok"] else math.inf)  # a dense failure: ours wins
-        add(f"faster than the dense model of the same size from 2048 up ({mode})",
-            min(ratios) if ratios else None, 1.0, "higher",
-            "smallest dense / ours time over the lengths >= 2048 (inf: dense failed)", f"ours and dense {mode} >= 2048")
+            targets.append(entry)
+    for t in targets:
+        if t.get("measure") not in MEASURES or t.get("better") not in ("higher", "lower"):
+            raise ValueError(f"target {t.get('target')!r}: `measure` must be one of {sorted(MEASURES)} and "
+                             f"`better` 'higher' or 'lower'.")
     return targets
+
+
+def evaluate_targets(results, targets=None):
+    """The targets (`load_targets(targets)`: by default the issue's, from `bench_targets.json`), each `met`
+    True/False, or None when the run lacks what it needs (with why)."""
+    out = []
+    for t in load_targets(targets):
+        value, threshold = MEASURES[t["measure"]](results, t), t["threshold"]
+        if value is None:
+            out.append({"target": t["target"], "met": None, "value": None, "threshold": threshold,
+                        "detail": f"not measured in this run ({t['needs']})"})
+            continue
+        met = value >= threshold if t["better"] == "higher" else value <= threshold
+        out.append({"target": t["target"], "met": bool(met), "value": value, "threshold": threshold,
+                    "detail": t["detail"]})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- output

@@ -10,7 +10,7 @@ process, with one JSON spec as its argument. It prints one line `BENCH_RESULT {j
 reference is known to fail some paths, and a failure is a result). Before the first measurement the bench runs
 it once with `--check`: it prints `BENCH_PEER {json}` with `ok` and the versions, or the import that failed.
 
-Standalone on purpose: it is shipped inside tf_longformer (tf_longformer/peers/) so an installed package has
+Standalone on purpose: it is shipped inside tf_longformer (tf_longformer/apps/peers/) so an installed package has
 it, but it is run as a FILE by the peer's python and imports nothing from tf_longformer (whose Keras 3 code
 cannot share a process with tf-keras). Importing it has no side effects: `main()` sets its environment
 (`TF_USE_LEGACY_KERAS=1`, unless set).
@@ -20,7 +20,7 @@ Spec keys: model ("longformer" or "roberta": a dense model of the same size, for
 global), xla (jit_compile), repeats, warmup, seed, and the config: vocab_size, hidden_size,
 num_hidden_layers, num_attention_heads, intermediate_size, attention_window.
 
-Run by hand:  python "$(python -c 'import tf_longformer.peers as p; print(p.script_path())')" \
+Run by hand:  python "$(python -c 'import tf_longformer.apps.peers as p; print(p.script_path())')" \
                   '{"mode": "forward", "length": 1024}'
 """
 
