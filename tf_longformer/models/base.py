@@ -25,6 +25,16 @@ from tf_longformer.registry import register_task
 __all__ = ["TFLongformerPreTrainedModel", "register_task"]
 
 
+def _unreduced(loss):
+    """The same loss with `reduction="none"`: the model's `loss` output is the plain mean over the batch, while
+    a reducing Keras loss divides by the number of replicas inside a `tf.distribute` replica (Keras >= 3.5)."""
+    if loss is None:
+        return None
+    if isinstance(loss, Mapping):
+        return {k: _unreduced(v) for k, v in loss.items()}
+    return type(loss).from_config({**loss.get_config(), "reduction": "none"})
+
+
 class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
     """Base of the task models. Not used directly.
 
@@ -64,7 +74,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         self.config = config
         self.backbone = LongformerBackbone(**backbone_arguments(config, use_pooler=self.has_pooler),
                                            dtype=self.dtype_policy, name="longformer")
-        self._own_loss = self.default_loss()
+        self._own_loss = _unreduced(self.default_loss())
 
     # The backbone's parts, where users and the reference expect them.
     embeddings = property(lambda self: self.backbone.embeddings)
@@ -151,9 +161,9 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         """The model's own `loss`: the task's Keras loss (`default_loss()`), weighted as `compile()` weighs it."""
         loss = self._own_loss
         if not isinstance(loss, Mapping):
-            return loss(labels, predictions)
+            return tf.reduce_mean(loss(labels, predictions))
         weights = self.default_loss_weights() or {}
-        return tf.add_n([weights.get(k, 1.0) * loss[k](labels[k], predictions[k]) for k in loss])
+        return tf.add_n([weights.get(k, 1.0) * tf.reduce_mean(loss[k](labels[k], predictions[k])) for k in loss])
 
     def first_separator(self, input_ids):
         """Index of each row's first `</s>`, and whether the row has one at all (eager mode warns if not)."""
