@@ -188,7 +188,7 @@ def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
 # made it, so the scores are produced, masked, normalised and consumed one chunk at a time (a few MB,
 # cache-resident) instead of as one tensor per layer. Queries, keys and values are cut into ONE flat list of
 # blocks each (`_flat_blocks`); a loop step (one chunk of `nc` query blocks of one (batch, head) row) reads its
-# `nc` query blocks and, for each of the `2s+1` pieces `j`, the key blocks `j .. j + nc` as a dim-0 slice
+# `nc` query blocks and, for each of the `2s+1` pieces `j`, the key blocks `[j, j + nc)` as a dim-0 slice
 # (`_rows`: a view, never a copy).
 class BandLayout(NamedTuple):
     """Where things sit in one call of the blocked band (`lay` below; Python ints where static, else tensors).
@@ -361,7 +361,7 @@ def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_
     """Loop step `i` of the backward pass, the probabilities recomputed from the saved log-normaliser.
 
     Returns `dq (size, dim)` and `dk, dv (nc + 2s, block, dim)`: the gradients of the chunk's key blocks
-    (piece `j` covers its key blocks `j .. j + nc`).
+    (piece `j` covers its key blocks `[j, j + nc)`).
     """
     dtype = qblocks.dtype
     qbase, kbase, okbase = _chunk_bases(lay, i)
