@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_longformer.layers import attention
 from tf_longformer.layers.attention import (
     LongformerSelfAttention,
-    banded_attention,
+    band_attention,
+    band_edges,
+    band_layout,
+    blocked_band_attention,
     dense_band_attention,
     global_key_attention,
     merge_softmax_parts,
@@ -118,7 +122,7 @@ def test_band_and_dense_functions_agree_and_differentiate():
     slot_ok = tf.constant([[False, False], [True, True]])
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([q, k, v])
-        band, band_lse = banded_attention(q, k, v, mask, w, block=2, chunk=6)
+        band, band_lse = blocked_band_attention(q, k, v, mask, w, block=2, chunk=6)
         dense, dense_lse = dense_band_attention(q, k, v, mask, w)
         kg, vg = tf.gather(k, glob, axis=2, batch_dims=1), tf.gather(v, glob, axis=2, batch_dims=1)
         merged = merge_softmax_parts(band, band_lse, *global_key_attention(q, kg, vg, slot_ok))
@@ -172,7 +176,7 @@ def test_recomputing_gradient_equals_autodiff(rate, length, chunk):
     for recompute in (True, False):
         with tf.GradientTape() as tape:
             tape.watch([q, k, v])
-            out, lse = banded_attention(q, k, v, mask, w, block=2, chunk=chunk, dropout_rate=rate, seed=seed,
+            out, lse = blocked_band_attention(q, k, v, mask, w, block=2, chunk=chunk, dropout_rate=rate, seed=seed,
                                         recompute=recompute)
             loss = tf.reduce_sum(out * up_out) + tf.reduce_sum(tf.maximum(lse, -50.0) * up_lse)
         grads.append([g.numpy() for g in tape.gradient(loss, [q, k, v])] + [out.numpy()])
@@ -264,3 +268,99 @@ def test_stream_seeds_are_distinct_and_reproducible():
     assert tuple(graph(seed).numpy()) == seeds[2 + 7]
     with pytest.raises(KeyError):
         stream_seed(seed, "no such stream")
+
+
+def test_band_attention_picks_dense_or_blocked_by_static_length(monkeypatch):
+    """`band_attention` is the band's one entry point: the dense product up to `dense_max_length`, the blocked loop
+    beyond it and for an unknown length; both give the same numbers."""
+    rng = np.random.default_rng(5)
+    b, h, length, d, w = 2, 2, 16, 4, 4
+    q, k, v = (tf.constant(rng.normal(size=(b, h, length, d)).astype(np.float32)) for _ in range(3))
+    mask = np.ones((b, length), np.int32)
+    mask[0, 13:] = 0
+    mask[1, 5] = 2
+    called = []
+    for name in ("dense_band_attention", "blocked_band_attention"):
+        real = getattr(attention, name)
+        monkeypatch.setattr(attention, name,
+                            lambda *a, real=real, name=name, **kw: called.append(name) or real(*a, **kw))
+    dense = band_attention(q, k, v, mask, w, dense_max_length=16)
+    blocked = band_attention(q, k, v, mask, w, dense_max_length=15, block=2, chunk=6)
+    spec = [tf.TensorSpec([b, h, None, d])] * 3
+    run = tf.function(lambda q, k, v: band_attention(q, k, v, mask, w, dense_max_length=10**6), input_signature=spec)
+    unknown = run(q, k, v)
+    assert called == ["dense_band_attention", "blocked_band_attention", "blocked_band_attention"]
+    local = np.broadcast_to((mask == 1)[:, None, :], (b, h, length))
+    for out, lse in (blocked, unknown):
+        np.testing.assert_allclose(out.numpy()[local], dense[0].numpy()[local], atol=1e-5)
+        np.testing.assert_allclose(lse.numpy()[local], dense[1].numpy()[local], atol=1e-5)
+
+
+@pytest.mark.parametrize("length,chunk", [(28, 8), (24, 8), (6, 16), (8, 2)])
+def test_band_layout_covers_every_position_once(length, chunk):
+    """Every position is owned by exactly one chunk, which contains it; `pick` finds its row in the stacked
+    chunk outputs; the last chunk ends at the (padded) length."""
+    lay = band_layout(tf.zeros([1, 2, length, 4]), 4, 2, chunk)
+    starts, owner, pick = lay.starts.numpy(), lay.owner.numpy(), lay.pick.numpy()
+    assert lay.full == max(length, lay.size) and starts[-1] + lay.size == lay.full
+    assert lay.overlap == bool(lay.full % lay.size) and len(starts) == lay.num_chunks
+    pos = np.arange(lay.full)
+    assert np.all((starts[owner] <= pos) & (pos < starts[owner] + lay.size))
+    np.testing.assert_array_equal(pick, owner * lay.size + pos - starts[owner])
+
+
+@pytest.mark.parametrize("w,block", [(4, 2), (6, 3), (4, 4), (6, 1)])
+def test_band_pieces_cover_exactly_the_window(w, block):
+    """Piece `j` holds the keys at offsets `(j - s) * block + c - r`; with `band_edges` on the end pieces, the
+    pieces let through exactly the offsets in `[-w, w]`, each once."""
+    s = w // block
+    edges = {j: e.numpy() == 0 for j, e in band_edges(block, s).items()}
+    r, c = np.arange(block)[:, None], np.arange(block)[None, :]
+    seen = []
+    for j in range(2 * s + 1):
+        offset = (j - s) * block + c - r
+        allowed = edges.get(j, np.ones((block, block), bool))
+        np.testing.assert_array_equal(allowed, np.abs(offset) <= w, err_msg=f"piece {j}")
+        seen += [(int(q), int(offset[q, key])) for q, key in zip(*np.nonzero(allowed))]
+    assert sorted(seen) == sorted({(q, o) for q in range(block) for o in range(-w, w + 1)})
+
+
+PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
+
+
+def _bypass_case(path):
+    rng = np.random.default_rng(21)
+    layer = make_layer(rng, 4, 2, 4, global_buckets=(4,), **PATHS[path])
+    hidden = rng.normal(size=(2, 21, 8)).astype(np.float32)
+    mask = np.ones((2, 21), np.int32)
+    mask[0, [3, 11]] = 2
+    mask[1, 18:] = 0
+    return rng, layer, hidden, mask
+
+
+@pytest.mark.parametrize("path", ["dense", "band_folded", "band_unfolded"])
+def test_the_fast_path_applies_lora_of_every_projection(path):
+    """LoRA enabled on the projections changes the fast path's output to the merged kernels' (the oracle reads
+    `kernel`, which Keras merges LoRA into), folded global projections included."""
+    rng, layer, hidden, mask = _bypass_case(path)
+    before = layer(hidden, mask).numpy()
+    for name in PROJECTIONS:
+        proj = getattr(layer, name)
+        proj.enable_lora(2)
+        proj.lora_kernel_b.assign(rng.normal(size=proj.lora_kernel_b.shape).astype(np.float32))
+    check(layer, hidden, mask)
+    assert np.abs(layer(hidden, mask).numpy() - before).max() > 0.1
+
+
+@pytest.mark.parametrize("path", ["dense", "band_folded", "band_unfolded"])
+def test_the_fast_path_calls_quantized_projections(path):
+    """int8-quantized projections: the fast path gives the inspection path's numbers (which calls the layers), so
+    it calls them too instead of multiplying by their stored (int8) kernels."""
+    _, layer, hidden, mask = _bypass_case(path)
+    plain = layer(hidden, mask).numpy()
+    for name in PROJECTIONS:
+        getattr(layer, name).quantize("int8")
+    fast = layer(hidden, mask).numpy()
+    inspect = layer(hidden, mask, return_attention_scores=True)[0].numpy()
+    np.testing.assert_allclose(fast, inspect, atol=1e-4, rtol=1e-4)
+    assert np.abs(fast - plain).max() < 0.1  # int8 rounding, not int8 values taken as floats

@@ -2,17 +2,22 @@
 
 Two paths compute it, with the same numbers (the tests check the fast one against a dense masked oracle, and
 both against the PyTorch reference):
-- The fast path (`LongformerSelfAttention.call`), heads in front, `(batch, heads, length, head_dim)`. The band is
-  `banded_attention`: queries in blocks of `block` (a divisor of the one-sided window `w`), each block against
-  the `2s+1` key blocks (`s = w // block`) that cover its exact window `|i - j| <= w`, every key block a slice of
-  the keys (a view), a chunk of queries per loop step so the scores stay in the CPU cache, and a recomputing
-  backward pass. Padded lengths up to `dense_max_length` use `dense_band_attention` (one masked product). Local
-  queries also attend to the row's global keys (`global_key_attention`, merged into the band's softmax through
-  the two log-normalisers, `merge_softmax_parts`); global queries attend to every token with their own
-  projections.
-- The inspection path (`_call_inspect`, used only with `return_attention_scores=True`), `(batch, length, heads,
-  head_dim)`: `local_attention` (blocks of `w` against three key blocks, `three_blocks`) and `global_attention`
-  keep the probabilities, returned in the Hugging Face layout.
+- The fast path (`LongformerSelfAttention.call`), heads in front, `(batch, heads, length, head_dim)`. The band
+  has ONE entry point, `band_attention`, which picks at trace time between `dense_band_attention` (one masked
+  product, padded lengths up to `dense_max_length`) and `blocked_band_attention` (queries in blocks of `block`, a
+  divisor of the one-sided window `w`, each block against the `2s+1` key blocks, `s = w // block`, that cover
+  its exact window `|i - j| <= w`; every key block a slice of the keys (a view); a chunk of queries per loop
+  step so the scores stay in the CPU cache; a recomputing backward pass). Local queries also attend to the
+  row's global keys (`global_key_attention`, merged into the band's softmax through the two log-normalisers,
+  `merge_softmax_parts`); global queries attend to every token with their own projections.
+- The inspection path (`_call_inspect`, used only with `return_attention_scores=True`, i.e. `output_attentions`),
+  `(batch, length, heads, head_dim)`: `inspect_local_attention` (blocks of `w` against three key blocks,
+  `three_blocks`) and `inspect_global_attention` keep the probabilities, returned in the Hugging Face layout.
+  It is written for clarity, not speed.
+
+Both paths call the projection layers themselves (`self.query(hidden)`, ...), so what Keras does inside them
+(LoRA, quantization) applies; the one exception, the folded global key/value projections, is explained at
+`LongformerSelfAttention._folds_global_projections`.
 
 `mask` everywhere: int `(batch, length)`, 0 = padding, 1 = local, 2 = global. The global tokens of a row are
 gathered into `G` slots, a STATIC number chosen among a few buckets by the batch's largest global count (a chain
@@ -20,6 +25,8 @@ of `tf.cond`), so no shape depends on the data: graph mode, XLA and SavedModel t
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -51,27 +58,6 @@ def pad_axis(x, multiple, axis=1, value=0):
     return tf.pad(x, paddings, constant_values=tf.cast(value, x.dtype))
 
 
-def band_mask(w):
-    """Static `(w, 3w)` boolean mask: query `r` of a block may see key `c` of its 3-block key window.
-
-    Key `c` sits at relative offset `c - w - r` from the query; the window keeps offsets in `[-w, w]`.
-    """
-    r = tf.range(w)[:, None]
-    c = tf.range(3 * w)[None, :]
-    d = c - r
-    return (d >= 0) & (d <= 2 * w)
-
-
-def three_blocks(x, w, pad_value=0):
-    """`(batch, n*w, ...)` -> `(batch, n, 3w, ...)`: for block `i`, blocks `i-1`, `i`, `i+1` side by side."""
-    rest = tf.shape(x)[2:]
-    paddings = [[0, 0], [w, w]] + [[0, 0]] * (len(x.shape) - 2)
-    xp = tf.pad(x, paddings, constant_values=tf.cast(pad_value, x.dtype))
-    batch = tf.shape(x)[0]
-    blocks = tf.reshape(xp, tf.concat([[batch, -1, w], rest], 0))
-    return tf.concat([blocks[:, :-2], blocks[:, 1:-1], blocks[:, 2:]], axis=2)
-
-
 def global_slots(is_global, num_slots):
     """Positions of each row's global tokens, in order, in `num_slots` static slots.
 
@@ -91,70 +77,6 @@ def global_slots(is_global, num_slots):
     return index, slot_ok
 
 
-def masked_softmax(scores, mask):
-    """Softmax over the last axis in float32; masked entries get exactly 0 (all-masked rows: all 0)."""
-    scores = tf.cast(scores, tf.float32)
-    probs = tf.nn.softmax(tf.where(mask, scores, _NEG), axis=-1)
-    return tf.where(mask, probs, 0.0)
-
-
-def local_attention(q, k, v, mask, w, index, slot_ok, head_mask=None, dropout=None, return_probs=False):
-    """Attention of every local query: its band (local keys only) and the row's global keys, one softmax.
-
-    `q` must already be scaled; `index, slot_ok` come from `global_slots`. Returns
-    `out (batch, length, heads, head_dim)` and, if asked, the float32 probs
-    `(batch, n_blocks, heads, w, slots + 3w)` (global slots first).
-    """
-    batch, length = tf.shape(q)[0], tf.shape(q)[1]
-    heads, dim = q.shape[2], q.shape[3]
-    n = length // w
-    num_slots = tf.shape(index)[1]
-    local_key = tf.equal(mask, 1)  # global keys reach local queries through the global slots instead
-
-    qb = tf.reshape(q, [batch, n, w, heads, dim])
-    kb = three_blocks(k, w)
-    vb = three_blocks(v, w)
-    band_scores = tf.einsum("bnqhd,bnkhd->bnhqk", qb, kb)
-    kg = tf.gather(k, index, batch_dims=1)
-    vg = tf.gather(v, index, batch_dims=1)
-    glob_scores = tf.einsum("bnqhd,bghd->bnhqg", qb, kg)
-
-    key_ok = three_blocks(local_key, w, pad_value=False)  # (b, n, 3w)
-    band_ok = band_mask(w)[None, None, None] & key_ok[:, :, None, None, :]
-    glob_ok = tf.broadcast_to(slot_ok[:, None, None, None, :], [batch, n, 1, w, num_slots])
-    ok = tf.concat([glob_ok, band_ok], axis=-1)
-    query_ok = tf.reshape(tf.equal(mask, 1), [batch, n, 1, w, 1])
-    ok = ok & query_ok  # padded and global query rows: all 0 (global rows are recomputed elsewhere)
-
-    probs = masked_softmax(tf.concat([glob_scores, band_scores], axis=-1), ok)
-    if head_mask is not None:
-        probs = probs * tf.cast(head_mask, tf.float32)[None, None, :, None, None]
-    used = probs if dropout is None else dropout(probs)
-    used = tf.cast(used, v.dtype)
-    used_glob, used_band = used[..., :num_slots], used[..., num_slots:]
-    out = tf.einsum("bnhqg,bghd->bnqhd", used_glob, vg) + tf.einsum("bnhqk,bnkhd->bnqhd", used_band, vb)
-    out = tf.reshape(out, [batch, length, heads, dim])
-    if return_probs:
-        return out, probs
-    return out
-
-
-def global_attention(qg, kg, vg, mask, slot_ok, head_mask=None, dropout=None):
-    """Attention of the global tokens (already gathered into slots) to every non-padded token of the row.
-
-    `qg`: `(batch, slots, heads, dim)` (scaled), `kg`, `vg`: `(batch, length, heads, dim)`.
-    Returns `out (batch, slots, heads, dim)` and probs `(batch, heads, slots, length)` (0 for empty slots).
-    """
-    scores = tf.einsum("bghd,blhd->bhgl", qg, kg)
-    ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
-    probs = masked_softmax(scores, ok)
-    if head_mask is not None:
-        probs = probs * tf.cast(head_mask, tf.float32)[None, :, None, None]
-    used = probs if dropout is None else dropout(probs)
-    out = tf.einsum("bhgl,blhd->bghd", tf.cast(used, vg.dtype), vg)
-    return out, probs
-
-
 def scatter_slots(values, is_global, local_out):
     """Puts the slot outputs `(batch, slots, ...)` back at their global positions of `local_out`."""
     slot = tf.maximum(tf.cumsum(tf.cast(is_global, tf.int32), axis=1) - 1, 0)
@@ -164,28 +86,10 @@ def scatter_slots(values, is_global, local_out):
     return tf.where(cond, placed, local_out)
 
 
-def band_to_relative(probs_band, w):
-    """`(batch, n, heads, w, 3w)` block-layout band probs -> `(batch, heads, n*w, 2w+1)` by relative offset."""
-    idx = tf.range(w)[:, None] + tf.range(2 * w + 1)[None, :]  # query r, offset j-w  ->  key column r + j
-    by_query = tf.transpose(probs_band, [3, 4, 0, 1, 2])  # (w, 3w, b, n, h)
-    rel = tf.gather(by_query, idx, axis=1, batch_dims=1)  # (w, 2w+1, b, n, h)
-    rel = tf.transpose(rel, [2, 4, 3, 0, 1])  # (b, h, n, w, 2w+1)
-    shape = tf.shape(rel)
-    return tf.reshape(rel, [shape[0], shape[1], shape[2] * w, 2 * w + 1])
-
-
-# ------------------------------------------------------------------------------------------------ fast path
+# --------------------------------------------------------------------------------- fast path: softmax pieces
 # The fast path keeps heads in front, `(batch, heads, length, dim)`, so every product below is a plain batched
-# matmul with no transpose. The band is memory-bound on a CPU: each pass over the score tensor costs about
-# as much as the matmul that made it, so the scores are produced, masked, normalised and consumed one
-# chunk at a time (a few MB, cache-resident) instead of as one tensor per layer.
-
-
-def _rows(x, start, count):
-    """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
-    return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
-                    [count] + [-1] * (len(x.shape) - 1))
-
+# matmul with no transpose. Each attention is computed as `(out, log-normaliser)` halves that
+# `merge_softmax_parts` combines exactly: the band (local keys) and the global keys.
 
 # The dropout streams of one attention call. Every stateless mask is drawn with a seed that `stream_seed` derives
 # from the call's seed; offsets added to the seed collided (`seed + [1, 0]` was both the global keys' seed and the
@@ -238,222 +142,6 @@ def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
     return tf.cast(out, dtype)
 
 
-def banded_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
-                     parallel_iterations=2, recompute=True):
-    """Attention of every query to the local keys of its band, heads in front, computed chunk by chunk.
-
-    `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
-    `(batch, length)`; the keys are the tokens with `mask == 1` and `|i - j| <= w` (global keys are merged
-    in by the caller with `merge_softmax_parts`). Returns `out (batch, heads, length, dim)` and the float32
-    log-normaliser `(batch, heads, length)`. A query with no key at all gets finite values (the caller
-    zeroes or replaces rows of queries that are not local). `seed`: int32 `(2,)`, needed when
-    `dropout_rate > 0` (stateless dropout, each piece's mask from `piece_seed(seed, piece)`: the backward pass
-    regenerates the same masks).
-
-    Queries go in blocks of `block` (a divisor of `w`); a block's keys are `2s+1` key blocks (`s = w // block`),
-    each a slice (a view) of the keys, each with its own product: no window is ever copied. `chunk // block`
-    blocks of one (batch, head) are one loop step, so a step's scores stay in the CPU cache.
-
-    `recompute=True`: the gradient is a second chunked loop that recomputes the probabilities from the saved
-    log-normaliser (as flash attention does) instead of keeping every layer's probabilities for the backward
-    pass: far less memory, and the recomputed scores never leave the cache. `False`: TensorFlow's own
-    gradient of the forward loop (kept to check the custom one).
-    """
-    batch, heads, dim = tf.shape(q)[0], q.shape[1], q.shape[3]
-    static_len = q.shape[2]
-    if tf.executing_eagerly():
-        parallel_iterations = None  # eager map_fn runs one step at a time (and warns if asked for more)
-    block = block or (w // 2 if w % 2 == 0 else w)
-    if w % block:
-        raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
-    if dropout_rate and seed is None:
-        raise ValueError("`seed` is required when `dropout_rate` > 0.")
-    s = w // block
-    pieces = 2 * s + 1
-    nc = max(1, chunk // block if static_len is None else min(chunk // block, static_len // block))
-    size = nc * block
-    # The last chunk is moved back to end at the length (it overlaps the one before instead of running past
-    # the end), so no length pays for a partial chunk; a length under one chunk is padded to one.
-    if static_len is None:
-        length = tf.shape(q)[2]
-        full = tf.maximum(length, size)
-    else:
-        length = static_len
-        full = max(length, size)
-    num_chunks = (full + size - 1) // size
-    starts = tf.minimum(tf.range(num_chunks) * size, full - size)
-    nb = (full + 2 * w) // block  # key blocks per (batch, head) row, padded by w on both sides
-    nq = full // block  # query blocks per row
-    total = batch * heads * num_chunks
-    dtype = q.dtype
-
-    def flat(x, before, after):
-        x = tf.reshape(x, [batch * heads, length, dim])
-        return tf.pad(x, [[0, 0], [before, after + full - length], [0, 0]])
-
-    # Blocks in one flat list: a dim-0 slice of it is a view, not a copy.
-    def as_blocks(x, before, after):
-        return tf.reshape(flat(x, before, after), [-1, block, dim])
-
-    okblocks = tf.reshape(tf.pad(tf.equal(mask, 1), [[0, 0], [w, w + full - length]]), [-1, block])
-    r = tf.range(block)[:, None]
-    c = tf.range(block)[None, :]
-    edge = {0: tf.where(c >= r, 0.0, _NEG), 2 * s: tf.where(c <= r, 0.0, _NEG)}  # band ends (triangles)
-
-    # Position p of the output comes from chunk min(p // size, last): the last chunk may overlap.
-    pos = tf.range(full)
-    owner = tf.minimum(pos // size, num_chunks - 1)
-    pick = owner * size + pos - tf.gather(starts, owner)
-    overlap = static_len is None or full % size
-
-    def locate(i):
-        bh, g = i // num_chunks, i % num_chunks
-        first = starts[g] // block
-        return bh, g, bh * nq + first, bh * nb + first, (bh // heads) * nb + first
-
-    def scores_of(qc, kblocks, kbase, okbase):
-        out = []
-        for j in range(pieces):
-            sj = tf.cast(tf.matmul(qc, _rows(kblocks, kbase + j, nc), transpose_b=True), tf.float32)
-            bias = tf.where(_rows(okblocks, okbase + j, nc), 0.0, _NEG)[:, None, :]
-            if j in edge:
-                bias = bias + edge[j]
-            out.append(sj + bias)
-        return out
-
-    def keep_of(i, j):
-        u = tf.random.stateless_uniform([nc, block, block], seed=piece_seed(seed, i * pieces + j),
-                                        dtype=tf.float32)
-        return tf.cast(u >= dropout_rate, tf.float32) * (1.0 / (1.0 - dropout_rate))
-
-    def forward(qblocks, kblocks, vblocks):
-        @_no_autograph
-        def step(i):
-            bh, g, qbase, kbase, okbase = locate(i)
-            qc = _rows(qblocks, qbase, nc)
-            sc = scores_of(qc, kblocks, kbase, okbase)
-            m = tf.reduce_max(sc[0], axis=-1, keepdims=True)
-            for sj in sc[1:]:
-                m = tf.maximum(m, tf.reduce_max(sj, axis=-1, keepdims=True))
-            m = tf.stop_gradient(m)  # any shift gives the same softmax; this one cannot overflow
-            denom, out = 0.0, 0.0
-            for j, sj in enumerate(sc):
-                e = tf.exp(sj - m)
-                denom = denom + tf.reduce_sum(e, axis=-1, keepdims=True)
-                if dropout_rate:
-                    e = e * keep_of(i, j)
-                out = out + tf.cast(tf.matmul(tf.cast(e, dtype), _rows(vblocks, kbase + j, nc)), tf.float32)
-            # a query without any key (padding at the end): output 0, normaliser "-inf", no gradient
-            found = m > 0.5 * _NEG
-            out = tf.cast(tf.where(found, out / denom, 0.0), dtype)
-            lse = tf.where(found, m + tf.math.log(denom), _NEG)
-            return tf.reshape(out, [size, dim]), tf.reshape(lse, [size])
-
-        out, lse = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
-                             fn_output_signature=(tf.TensorSpec([size, dim], dtype),
-                                                  tf.TensorSpec([size], tf.float32)))
-        out = tf.reshape(out, [batch * heads, num_chunks * size, dim])
-        lse = tf.reshape(lse, [batch * heads, num_chunks * size])
-        if overlap:
-            out, lse = tf.gather(out, pick, axis=1), tf.gather(lse, pick, axis=1)
-        return out, lse  # (batch*heads, full, dim), (batch*heads, full)
-
-    def backward(qblocks, kblocks, vblocks, out, lse, d_out, d_lse):
-        """Gradients of `forward`, recomputing each chunk's probabilities from the log-normaliser."""
-        # (Only the owner of a position gets its output gradient: the overlapped rows of the last chunk get 0.)
-        def chunked(x):
-            idx = starts[:, None] + tf.range(size)[None, :]  # (chunks, size)
-            own = tf.equal(tf.gather(owner, idx), tf.range(num_chunks)[:, None])
-            x = tf.gather(x, idx, axis=1)  # (batch*heads, chunks, size, ...)
-            own = tf.reshape(own, [1, num_chunks, size] + [1] * (len(x.shape) - 3))
-            x = x * tf.cast(own, x.dtype)
-            return tf.reshape(x, tf.concat([[total], tf.shape(x)[2:]], 0))
-
-        # D = rowsum(dO * O): the softmax gradient's correction term, per query
-        corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
-        d_out_c, lse_c, corr_c, d_lse_c = (chunked(x) for x in (d_out, lse, corr, d_lse))
-
-        @_no_autograph
-        def step(i):
-            bh, g, qbase, kbase, okbase = locate(i)
-            qc = _rows(qblocks, qbase, nc)
-            lse_i = tf.reshape(lse_c[i], [nc, block, 1])
-            found = tf.cast(lse_i > 0.5 * _NEG, tf.float32)  # rows without keys pass no gradient
-            do = tf.reshape(d_out_c[i], [nc, block, dim]) * tf.cast(found, dtype)
-            corr_i = tf.reshape(corr_c[i] - d_lse_c[i], [nc, block, 1]) * found
-            sc = scores_of(qc, kblocks, kbase, okbase)
-            dq = 0.0
-            dk, dv = [], []
-            for j, sj in enumerate(sc):
-                kj, vj = _rows(kblocks, kbase + j, nc), _rows(vblocks, kbase + j, nc)
-                p = tf.exp(sj - lse_i)  # the normalised probabilities, recomputed
-                dp = tf.cast(tf.matmul(do, vj, transpose_b=True), tf.float32)
-                pd = p
-                if dropout_rate:
-                    keep = keep_of(i, j)
-                    pd = p * keep
-                    dp = dp * keep
-                dv.append(tf.matmul(tf.cast(pd, dtype), do, transpose_a=True))
-                ds = tf.cast(p * (dp - corr_i), dtype)
-                dq = dq + tf.cast(tf.matmul(ds, kj), tf.float32)
-                dk.append(tf.matmul(ds, qc, transpose_a=True))
-            # piece j covers key blocks [j, j + nc) of this chunk's nc + 2s
-            dk = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dk))
-            dv = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dv))
-            return tf.reshape(tf.cast(dq, dtype), [size, dim]), dk, dv
-
-        spec = tf.TensorSpec([nc + 2 * s, block, dim], dtype)
-        dq, dk, dv = tf.map_fn(step, tf.range(total), parallel_iterations=parallel_iterations,
-                               fn_output_signature=(tf.TensorSpec([size, dim], dtype), spec, spec))
-        dq = tf.reshape(dq, [batch * heads, num_chunks * size, dim])
-        if overlap:
-            dq = tf.gather(dq, pick, axis=1)
-        # a key block gets gradients from the 2s+1 query blocks around it, maybe in two chunks: sum them
-        every = tf.range(total)
-        kbases = (every // num_chunks) * nb + tf.gather(starts, every % num_chunks) // block
-        ids = tf.reshape(kbases[:, None] + tf.range(nc + 2 * s)[None, :], [-1])
-
-        def keys_grad(x):
-            x = tf.math.unsorted_segment_sum(tf.reshape(x, [-1, block, dim]), ids, batch * heads * nb)
-            return tf.reshape(x, [batch * heads, nb * block, dim])[:, w:w + length]
-
-        return dq[:, :length], keys_grad(dk), keys_grad(dv)
-
-    def shaped(x, last=()):
-        return tf.reshape(x[:, :length], tf.concat([[batch, heads, length], tf.constant(last, tf.int32)], 0))
-
-    if not recompute:
-        out, lse = forward(as_blocks(q, 0, 0), as_blocks(k, w, w), as_blocks(v, w, w))
-        return shaped(out, [dim]), shaped(lse)
-
-    @tf.custom_gradient
-    def run(q, k, v):
-        qb, kb, vb = as_blocks(q, 0, 0), as_blocks(k, w, w), as_blocks(v, w, w)
-        out, lse = forward(qb, kb, vb)
-
-        def grad(d_out, d_lse):
-            d_out = tf.zeros_like(out[:, :length]) if d_out is None else tf.reshape(d_out, [batch * heads, length, dim])
-            d_lse = tf.zeros_like(lse[:, :length]) if d_lse is None else tf.reshape(d_lse, [batch * heads, length])
-            pad = [[0, 0], [0, full - length]]
-            dq, dk, dv = backward(qb, kb, vb, out, lse, tf.pad(d_out, pad + [[0, 0]]), tf.pad(d_lse, pad))
-            shape = [batch, heads, length, dim]
-            return tf.reshape(dq, shape), tf.reshape(dk, shape), tf.reshape(dv, shape)
-
-        return (shaped(out, [dim]), shaped(lse)), grad
-
-    return run(q, k, v)
-
-
-def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
-    """Same result as `banded_attention`, as one dense masked product: faster for short inputs."""
-    length = tf.shape(q)[2]
-    pos = tf.range(length)
-    near = tf.abs(pos[:, None] - pos[None, :]) <= w
-    ok = near[None] & tf.equal(mask, 1)[:, None, :]
-    scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) + tf.where(ok, 0.0, _NEG)[:, None]
-    return _softmax_parts(scores, v, dropout_rate, seed)
-
-
 def global_key_attention(q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
     """Attention of every query to the row's global keys only (slots), as `(out, log-normaliser)`.
 
@@ -462,6 +150,430 @@ def global_key_attention(q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
     scores = tf.cast(tf.matmul(q, kg, transpose_b=True), tf.float32)
     scores = scores + tf.where(slot_ok, 0.0, _NEG)[:, None, None, :]
     return _softmax_parts(scores, vg, dropout_rate, seed)
+
+
+# ------------------------------------------------------------------------------------------ fast path: the band
+@_no_autograph
+def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGTH, block=None,
+                   chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None):
+    """The band of the fast path: attention of every query to the LOCAL keys (`mask == 1`) with `|i - j| <= w`.
+
+    `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
+    `(batch, length)`. Returns `out (batch, heads, length, dim)` and the float32 log-normaliser
+    `(batch, heads, length)`, for `merge_softmax_parts` with the global keys' half. A query with no key gets
+    output 0 and normaliser `_NEG` (the caller zeroes or replaces the rows of queries that are not local).
+    `seed`: int32 `(2,)`, needed when `dropout_rate > 0`.
+
+    The implementation is a trace-time choice on the static length: up to `dense_max_length`,
+    `dense_band_attention` (one masked product: faster there, measured); beyond it or with an unknown length,
+    `blocked_band_attention` (any length, memory linear in it).
+    """
+    static_len = q.shape[2]
+    if static_len is not None and static_len <= dense_max_length:
+        return dense_band_attention(q, k, v, mask, w, dropout_rate, seed)
+    return blocked_band_attention(q, k, v, mask, w, block, chunk, dropout_rate, seed)
+
+
+def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
+    """`band_attention` as one dense masked `(length, length)` product: faster for short inputs."""
+    length = tf.shape(q)[2]
+    pos = tf.range(length)
+    near = tf.abs(pos[:, None] - pos[None, :]) <= w
+    ok = near[None] & tf.equal(mask, 1)[:, None, :]
+    scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) + tf.where(ok, 0.0, _NEG)[:, None]
+    return _softmax_parts(scores, v, dropout_rate, seed)
+
+
+# The blocked band, memory-bound on a CPU: each pass over the score tensor costs about as much as the matmul that
+# made it, so the scores are produced, masked, normalised and consumed one chunk at a time (a few MB,
+# cache-resident) instead of as one tensor per layer. Queries, keys and values are cut into ONE flat list of
+# blocks each (`_flat_blocks`); a loop step (one chunk of `nc` query blocks of one (batch, head) row) reads its
+# `nc` query blocks and, for each of the `2s+1` pieces `j`, the key blocks `[j, j + nc)` as a dim-0 slice
+# (`_rows`: a view, never a copy).
+class BandLayout(NamedTuple):
+    """Where things sit in one call of the blocked band (`lay` below; Python ints where static, else tensors).
+
+    `batch, heads, dim, length`: of the queries. `w`: the one-sided window. `block`: queries per block; `s`: key
+    blocks on each side of a query block (`w // block`), so `2s + 1` pieces. `nc`: query blocks per chunk,
+    `size = nc * block` queries. `full`: the length, at least one chunk. `num_chunks`, `starts` `(num_chunks,)`:
+    each chunk's first query (the last chunk is moved back to end at `full`: it may overlap the one before
+    instead of running past the end, so no length pays for a partial chunk). `nq`, `nb`: query and key blocks
+    per (batch, head) row (the keys padded by `w` on both sides). `owner`, `pick` `(full,)`: the chunk whose
+    output a position takes, and that output's row among the stacked chunk outputs. `overlap`: whether `pick`
+    is needed (the last chunk may overlap).
+    """
+
+    batch: object
+    heads: int
+    dim: int
+    length: object
+    w: int
+    block: int
+    s: int
+    nc: int
+    size: int
+    full: object
+    num_chunks: object
+    starts: tf.Tensor
+    nq: object
+    nb: object
+    owner: tf.Tensor
+    pick: tf.Tensor
+    overlap: object
+
+    @property
+    def pieces(self):
+        return 2 * self.s + 1
+
+    @property
+    def steps(self):
+        """Loop steps: one per chunk of every (batch, head) row."""
+        return self.batch * self.heads * self.num_chunks
+
+
+def band_layout(q, w, block, chunk):
+    """The `BandLayout` of queries `q` `(batch, heads, length, dim)`, blocks of `block`, `chunk` queries a step."""
+    static_len = q.shape[2]
+    nc = max(1, chunk // block if static_len is None else min(chunk // block, static_len // block))
+    size = nc * block
+    if static_len is None:
+        length = tf.shape(q)[2]
+        full = tf.maximum(length, size)
+    else:
+        length = static_len
+        full = max(length, size)
+    num_chunks = (full + size - 1) // size
+    starts = tf.minimum(tf.range(num_chunks) * size, full - size)
+    pos = tf.range(full)
+    owner = tf.minimum(pos // size, num_chunks - 1)
+    return BandLayout(
+        batch=tf.shape(q)[0], heads=q.shape[1], dim=q.shape[3], length=length, w=w, block=block, s=w // block,
+        nc=nc, size=size, full=full, num_chunks=num_chunks, starts=starts, nq=full // block,
+        nb=(full + 2 * w) // block, owner=owner, pick=owner * size + pos - tf.gather(starts, owner),
+        overlap=static_len is None or full % size != 0,
+    )
+
+
+def _rows(x, start, count):
+    """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
+    return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
+                    [count] + [-1] * (len(x.shape) - 1))
+
+
+def _flat_blocks(x, lay, before, after):
+    """`(batch, heads, length, dim)` -> `(blocks, block, dim)`: each row padded to `before + full + after`."""
+    x = tf.reshape(x, [lay.batch * lay.heads, lay.length, lay.dim])
+    x = tf.pad(x, [[0, 0], [before, after + lay.full - lay.length], [0, 0]])
+    return tf.reshape(x, [-1, lay.block, lay.dim])
+
+
+def _key_ok_blocks(mask, lay):
+    """Whether each key is a local key, in the key blocks' layout (per batch row, not per head): `(-1, block)`."""
+    ok = tf.pad(tf.equal(mask, 1), [[0, 0], [lay.w, lay.w + lay.full - lay.length]])
+    return tf.reshape(ok, [-1, lay.block])
+
+
+def band_edges(block, s):
+    """The additive masks `(block, block)` of the band's two end pieces: `{0: ..., 2s: ...}` (triangles).
+
+    Piece `j` holds the keys at offsets `(j - s) * block + c - r` from query `r` of a block; the first and the
+    last piece are cut at offsets `-w` and `w`; the pieces between are entirely inside the window.
+    """
+    r = tf.range(block)[:, None]
+    c = tf.range(block)[None, :]
+    return {0: tf.where(c >= r, 0.0, _NEG), 2 * s: tf.where(c <= r, 0.0, _NEG)}
+
+
+def _chunk_bases(lay, i):
+    """Loop step `i`: where its chunk starts in the flat query, key and key-mask block lists."""
+    row, chunk = i // lay.num_chunks, i % lay.num_chunks
+    first = lay.starts[chunk] // lay.block
+    return row * lay.nq + first, row * lay.nb + first, (row // lay.heads) * lay.nb + first
+
+
+def _piece_scores(qc, kblocks, okblocks, kbase, okbase, edges, lay):
+    """The float32 masked scores of a chunk's queries `qc` against each of its `2s+1` pieces."""
+    out = []
+    for j in range(lay.pieces):
+        sj = tf.cast(tf.matmul(qc, _rows(kblocks, kbase + j, lay.nc), transpose_b=True), tf.float32)
+        bias = tf.where(_rows(okblocks, okbase + j, lay.nc), 0.0, _NEG)[:, None, :]
+        if j in edges:
+            bias = bias + edges[j]
+        out.append(sj + bias)
+    return out
+
+
+def _piece_keep(seed, piece, rate, lay):
+    """The scaled dropout mask (`0` or `1 / (1 - rate)`) of one piece of one loop step, from `piece_seed`."""
+    u = tf.random.stateless_uniform([lay.nc, lay.block, lay.block], seed=piece_seed(seed, piece),
+                                    dtype=tf.float32)
+    return tf.cast(u >= rate, tf.float32) * (1.0 / (1.0 - rate))
+
+
+def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed):
+    """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk."""
+    qbase, kbase, okbase = _chunk_bases(lay, i)
+    sc = _piece_scores(_rows(qblocks, qbase, lay.nc), kblocks, okblocks, kbase, okbase, edges, lay)
+    m = tf.reduce_max(sc[0], axis=-1, keepdims=True)
+    for sj in sc[1:]:
+        m = tf.maximum(m, tf.reduce_max(sj, axis=-1, keepdims=True))
+    m = tf.stop_gradient(m)  # any shift gives the same softmax; this one cannot overflow
+    denom, out = 0.0, 0.0
+    for j, sj in enumerate(sc):
+        e = tf.exp(sj - m)
+        denom = denom + tf.reduce_sum(e, axis=-1, keepdims=True)
+        if rate:
+            e = e * _piece_keep(seed, i * lay.pieces + j, rate, lay)
+        out = out + tf.cast(tf.matmul(tf.cast(e, qblocks.dtype), _rows(vblocks, kbase + j, lay.nc)), tf.float32)
+    # a query without any key (padding at the end): output 0, normaliser "-inf", no gradient
+    found = m > 0.5 * _NEG
+    out = tf.cast(tf.where(found, out / denom, 0.0), qblocks.dtype)
+    lse = tf.where(found, m + tf.math.log(denom), _NEG)
+    return tf.reshape(out, [lay.size, lay.dim]), tf.reshape(lse, [lay.size])
+
+
+def _band_forward(qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed, parallel_iterations):
+    """Every loop step of the forward pass: `out (batch*heads, full, dim)`, `lse (batch*heads, full)`."""
+    dtype = qblocks.dtype
+    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed))
+    out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
+                         fn_output_signature=(tf.TensorSpec([lay.size, lay.dim], dtype),
+                                              tf.TensorSpec([lay.size], tf.float32)))
+    out = tf.reshape(out, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
+    lse = tf.reshape(lse, [lay.batch * lay.heads, lay.num_chunks * lay.size])
+    if lay.overlap:
+        out, lse = tf.gather(out, lay.pick, axis=1), tf.gather(lse, lay.pick, axis=1)
+    return out, lse
+
+
+def _per_chunk(x, lay):
+    """`(batch*heads, full, ...)` -> `(steps, size, ...)`: each loop step's rows. Only the owner of a position
+    gets it: the overlapped rows of the last chunk get 0 (so no output gradient is counted twice)."""
+    idx = lay.starts[:, None] + tf.range(lay.size)[None, :]  # (chunks, size)
+    own = tf.equal(tf.gather(lay.owner, idx), tf.range(lay.num_chunks)[:, None])
+    x = tf.gather(x, idx, axis=1)  # (batch*heads, chunks, size, ...)
+    own = tf.reshape(own, [1, lay.num_chunks, lay.size] + [1] * (len(x.shape) - 3))
+    x = x * tf.cast(own, x.dtype)
+    return tf.reshape(x, tf.concat([[lay.steps], tf.shape(x)[2:]], 0))
+
+
+def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c, corr_c, lay, rate, seed):
+    """Loop step `i` of the backward pass, the probabilities recomputed from the saved log-normaliser.
+
+    Returns `dq (size, dim)` and `dk, dv (nc + 2s, block, dim)`: the gradients of the chunk's key blocks
+    (piece `j` covers its key blocks `[j, j + nc)`).
+    """
+    dtype = qblocks.dtype
+    qbase, kbase, okbase = _chunk_bases(lay, i)
+    qc = _rows(qblocks, qbase, lay.nc)
+    lse_i = tf.reshape(lse_c[i], [lay.nc, lay.block, 1])
+    found = tf.cast(lse_i > 0.5 * _NEG, tf.float32)  # rows without keys pass no gradient
+    do = tf.reshape(d_out_c[i], [lay.nc, lay.block, lay.dim]) * tf.cast(found, dtype)
+    corr_i = tf.reshape(corr_c[i], [lay.nc, lay.block, 1]) * found
+    dq = 0.0
+    dk, dv = [], []
+    for j, sj in enumerate(_piece_scores(qc, kblocks, okblocks, kbase, okbase, edges, lay)):
+        kj, vj = _rows(kblocks, kbase + j, lay.nc), _rows(vblocks, kbase + j, lay.nc)
+        p = tf.exp(sj - lse_i)  # the normalised probabilities, recomputed
+        dp = tf.cast(tf.matmul(do, vj, transpose_b=True), tf.float32)
+        pd = p
+        if rate:
+            keep = _piece_keep(seed, i * lay.pieces + j, rate, lay)
+            pd = p * keep
+            dp = dp * keep
+        dv.append(tf.matmul(tf.cast(pd, dtype), do, transpose_a=True))
+        ds = tf.cast(p * (dp - corr_i), dtype)
+        dq = dq + tf.cast(tf.matmul(ds, kj), tf.float32)
+        dk.append(tf.matmul(ds, qc, transpose_a=True))
+    s = lay.s
+    dk = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dk))
+    dv = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dv))
+    return tf.reshape(tf.cast(dq, dtype), [lay.size, lay.dim]), dk, dv
+
+
+def _sum_key_block_grads(x, lay):
+    """The loop steps' key-block gradients `(steps, nc + 2s, block, dim)` summed per key block (a key block gets
+    gradients from the 2s+1 query blocks around it, maybe in two chunks): `(batch*heads, length, dim)`."""
+    every = tf.range(lay.steps)
+    kbases = (every // lay.num_chunks) * lay.nb + tf.gather(lay.starts, every % lay.num_chunks) // lay.block
+    ids = tf.reshape(kbases[:, None] + tf.range(lay.nc + 2 * lay.s)[None, :], [-1])
+    x = tf.math.unsorted_segment_sum(tf.reshape(x, [-1, lay.block, lay.dim]), ids, lay.batch * lay.heads * lay.nb)
+    return tf.reshape(x, [lay.batch * lay.heads, lay.nb * lay.block, lay.dim])[:, lay.w:lay.w + lay.length]
+
+
+def _band_backward(qblocks, kblocks, vblocks, okblocks, edges, out, lse, d_out, d_lse, lay, rate, seed,
+                   parallel_iterations):
+    """Gradients of `_band_forward` (`d_out, d_lse` padded to `full`): `dq, dk, dv (batch*heads, length, dim)`."""
+    # D = rowsum(dO * O): the softmax gradient's correction term, per query (minus the normaliser's gradient)
+    corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
+    d_out_c, lse_c, corr_c, d_lse_c = (_per_chunk(x, lay) for x in (d_out, lse, corr, d_lse))
+    corr_c = corr_c - d_lse_c
+    step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c,
+                                                   corr_c, lay, rate, seed))
+    dtype = qblocks.dtype
+    spec = tf.TensorSpec([lay.nc + 2 * lay.s, lay.block, lay.dim], dtype)
+    dq, dk, dv = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
+                           fn_output_signature=(tf.TensorSpec([lay.size, lay.dim], dtype), spec, spec))
+    dq = tf.reshape(dq, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
+    if lay.overlap:
+        dq = tf.gather(dq, lay.pick, axis=1)
+    return dq[:, :lay.length], _sum_key_block_grads(dk, lay), _sum_key_block_grads(dv, lay)
+
+
+def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
+                           parallel_iterations=2, recompute=True):
+    """`band_attention` computed chunk by chunk, in blocks (any length; see `BandLayout`).
+
+    Queries go in blocks of `block` (a divisor of `w`; default `w // 2`, or `w` when odd); a block's keys are
+    `2s+1` key blocks (`s = w // block`), each a slice (a view) of the keys, each with its own product: no window
+    is ever copied. `chunk // block` blocks of one (batch, head) are one loop step, so a step's scores stay in
+    the CPU cache. Dropout is stateless, each piece's mask from `piece_seed(seed, piece)`, so the backward pass
+    regenerates the same masks.
+
+    `recompute=True`: the gradient is a second chunked loop that recomputes the probabilities from the saved
+    log-normaliser (as flash attention does) instead of keeping every layer's probabilities for the backward
+    pass: far less memory, and the recomputed scores never leave the cache. `False`: TensorFlow's own
+    gradient of the forward loop (kept to check the custom one).
+    """
+    if tf.executing_eagerly():
+        parallel_iterations = None  # eager map_fn runs one step at a time (and warns if asked for more)
+    block = block or (w // 2 if w % 2 == 0 else w)
+    if w % block:
+        raise ValueError(f"`block` must divide the one-sided window {w}, got {block}.")
+    if dropout_rate and seed is None:
+        raise ValueError("`seed` is required when `dropout_rate` > 0.")
+    lay = band_layout(q, w, block, chunk)
+    okblocks = _key_ok_blocks(mask, lay)
+    edges = band_edges(block, lay.s)
+
+    def blocks(q, k, v):
+        return _flat_blocks(q, lay, 0, 0), _flat_blocks(k, lay, w, w), _flat_blocks(v, lay, w, w)
+
+    def forward(qb, kb, vb):
+        return _band_forward(qb, kb, vb, okblocks, edges, lay, dropout_rate, seed, parallel_iterations)
+
+    def shaped(x, last=()):
+        return tf.reshape(x[:, :lay.length],
+                          tf.concat([[lay.batch, lay.heads, lay.length], tf.constant(last, tf.int32)], 0))
+
+    if not recompute:
+        out, lse = forward(*blocks(q, k, v))
+        return shaped(out, [lay.dim]), shaped(lse)
+
+    @tf.custom_gradient
+    def run(q, k, v):
+        qb, kb, vb = blocks(q, k, v)
+        out, lse = forward(qb, kb, vb)
+
+        def grad(d_out, d_lse):
+            bh = lay.batch * lay.heads
+            d_out = tf.zeros_like(out[:, :lay.length]) if d_out is None else tf.reshape(d_out, [bh, lay.length,
+                                                                                               lay.dim])
+            d_lse = tf.zeros_like(lse[:, :lay.length]) if d_lse is None else tf.reshape(d_lse, [bh, lay.length])
+            pad = [[0, 0], [0, lay.full - lay.length]]
+            dq, dk, dv = _band_backward(qb, kb, vb, okblocks, edges, out, lse, tf.pad(d_out, pad + [[0, 0]]),
+                                        tf.pad(d_lse, pad), lay, dropout_rate, seed, parallel_iterations)
+            shape = [lay.batch, lay.heads, lay.length, lay.dim]
+            return tf.reshape(dq, shape), tf.reshape(dk, shape), tf.reshape(dv, shape)
+
+        return (shaped(out, [lay.dim]), shaped(lse)), grad
+
+    return run(q, k, v)
+
+
+# ------------------------------------------------------------------------------------------- inspection path
+# Used only with `return_attention_scores=True`: keeps the probabilities, `(batch, length, heads, dim)`, blocks of
+# `w` queries against three key blocks. Not the path that trains or serves; written to be read and checked.
+def band_mask(w):
+    """Static `(w, 3w)` boolean mask: query `r` of a block may see key `c` of its 3-block key window.
+
+    Key `c` sits at relative offset `c - w - r` from the query; the window keeps offsets in `[-w, w]`.
+    """
+    r = tf.range(w)[:, None]
+    c = tf.range(3 * w)[None, :]
+    d = c - r
+    return (d >= 0) & (d <= 2 * w)
+
+
+def three_blocks(x, w, pad_value=0):
+    """`(batch, n*w, ...)` -> `(batch, n, 3w, ...)`: for block `i`, blocks `i-1`, `i`, `i+1` side by side."""
+    rest = tf.shape(x)[2:]
+    paddings = [[0, 0], [w, w]] + [[0, 0]] * (len(x.shape) - 2)
+    xp = tf.pad(x, paddings, constant_values=tf.cast(pad_value, x.dtype))
+    batch = tf.shape(x)[0]
+    blocks = tf.reshape(xp, tf.concat([[batch, -1, w], rest], 0))
+    return tf.concat([blocks[:, :-2], blocks[:, 1:-1], blocks[:, 2:]], axis=2)
+
+
+def masked_softmax(scores, mask):
+    """Softmax over the last axis in float32; masked entries get exactly 0 (all-masked rows: all 0)."""
+    scores = tf.cast(scores, tf.float32)
+    probs = tf.nn.softmax(tf.where(mask, scores, _NEG), axis=-1)
+    return tf.where(mask, probs, 0.0)
+
+
+def inspect_local_attention(q, k, v, mask, w, index, slot_ok, head_mask, dropout):
+    """Inspection path: every local query against its band (local keys only) and the row's global keys, one
+    softmax, the probabilities kept.
+
+    `q` must already be scaled; `index, slot_ok` come from `global_slots`; `dropout`: a callable on the
+    probabilities. Returns `out (batch, length, heads, head_dim)` and the float32 probs
+    `(batch, n_blocks, heads, w, slots + 3w)` (global slots first).
+    """
+    batch, length = tf.shape(q)[0], tf.shape(q)[1]
+    heads, dim = q.shape[2], q.shape[3]
+    n = length // w
+    num_slots = tf.shape(index)[1]
+    local_key = tf.equal(mask, 1)  # global keys reach local queries through the global slots instead
+
+    qb = tf.reshape(q, [batch, n, w, heads, dim])
+    kb = three_blocks(k, w)
+    vb = three_blocks(v, w)
+    band_scores = tf.einsum("bnqhd,bnkhd->bnhqk", qb, kb)
+    kg = tf.gather(k, index, batch_dims=1)
+    vg = tf.gather(v, index, batch_dims=1)
+    glob_scores = tf.einsum("bnqhd,bghd->bnhqg", qb, kg)
+
+    key_ok = three_blocks(local_key, w, pad_value=False)  # (b, n, 3w)
+    band_ok = band_mask(w)[None, None, None] & key_ok[:, :, None, None, :]
+    glob_ok = tf.broadcast_to(slot_ok[:, None, None, None, :], [batch, n, 1, w, num_slots])
+    ok = tf.concat([glob_ok, band_ok], axis=-1)
+    query_ok = tf.reshape(tf.equal(mask, 1), [batch, n, 1, w, 1])
+    ok = ok & query_ok  # padded and global query rows: all 0 (global rows are recomputed elsewhere)
+
+    probs = masked_softmax(tf.concat([glob_scores, band_scores], axis=-1), ok)
+    if head_mask is not None:
+        probs = probs * tf.cast(head_mask, tf.float32)[None, None, :, None, None]
+    used = tf.cast(dropout(probs), v.dtype)
+    used_glob, used_band = used[..., :num_slots], used[..., num_slots:]
+    out = tf.einsum("bnhqg,bghd->bnqhd", used_glob, vg) + tf.einsum("bnhqk,bnkhd->bnqhd", used_band, vb)
+    return tf.reshape(out, [batch, length, heads, dim]), probs
+
+
+def inspect_global_attention(qg, kg, vg, mask, slot_ok, head_mask, dropout):
+    """Inspection path: the global tokens (already gathered into slots) against every non-padded token of the row.
+
+    `qg`: `(batch, slots, heads, dim)` (scaled), `kg`, `vg`: `(batch, length, heads, dim)`; `dropout`: a callable
+    on the probabilities. Returns `out (batch, slots, heads, dim)` and probs `(batch, heads, slots, length)` (0 for
+    empty slots).
+    """
+    scores = tf.einsum("bghd,blhd->bhgl", qg, kg)
+    ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
+    probs = masked_softmax(scores, ok)
+    if head_mask is not None:
+        probs = probs * tf.cast(head_mask, tf.float32)[None, :, None, None]
+    out = tf.einsum("bhgl,blhd->bghd", tf.cast(dropout(probs), vg.dtype), vg)
+    return out, probs
+
+
+def band_to_relative(probs_band, w):
+    """`(batch, n, heads, w, 3w)` block-layout band probs -> `(batch, heads, n*w, 2w+1)` by relative offset."""
+    idx = tf.range(w)[:, None] + tf.range(2 * w + 1)[None, :]  # query r, offset j-w  ->  key column r + j
+    by_query = tf.transpose(probs_band, [3, 4, 0, 1, 2])  # (w, 3w, b, n, h)
+    rel = tf.gather(by_query, idx, axis=1, batch_dims=1)  # (w, 2w+1, b, n, h)
+    rel = tf.transpose(rel, [2, 4, 3, 0, 1])  # (b, h, n, w, 2w+1)
+    shape = tf.shape(rel)
+    return tf.reshape(rel, [shape[0], shape[1], shape[2] * w, 2 * w + 1])
 
 
 # ------------------------------------------------------------------------------------------------------ layer
@@ -596,34 +708,20 @@ class LongformerSelfAttention(keras.layers.Layer):
             seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
             band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
-        q, k, v = self._project(hidden, (self.query, self.key, self.value), (scale, 1.0, 1.0))
+        q = self._heads_first(self.query, hidden, scale)
+        k = self._heads_first(self.key, hidden)
+        v = self._heads_first(self.value, hidden)
         static_len = hidden.shape[1]
-
-        @_no_autograph
-        def dense():
-            return dense_band_attention(q, k, v, mask, w, rate, band_seed)
-
-        @_no_autograph
-        def blocked():
-            return banded_attention(q, k, v, mask, w, self.block_queries, self.chunk_queries, rate, band_seed)
-
-        # The band does not depend on the global tokens: with a static length it is computed once, outside
-        # the global-count buckets. With an unknown length every bucket computes its own (XLA's dynamic-shape
-        # pass corrupts memory differentiating buckets that capture a band computed outside them).
-        # Dense or blocked is a trace-time choice; an unknown length takes the blocked path (any length).
-        use_dense = static_len is not None and static_len <= self.dense_max_length
-
-        def band():
-            return dense() if use_dense else blocked()
-
-        outer = band()
+        # The band does not depend on the global tokens: it is computed once, outside the global-count buckets
+        # (the buckets capture it).
+        band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=self.dense_max_length,
+                                            block=self.block_queries, chunk=self.chunk_queries,
+                                            dropout_rate=rate, seed=band_seed)
         local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
         def attend(num_slots):
-            band_out, band_lse = outer if outer is not None else band()
             if isinstance(num_slots, int) and num_slots == 0:
-                out = tf.transpose(band_out, [0, 2, 1, 3])
-                return out * local_query
+                return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
             index, slot_ok = global_slots(is_global, num_slots)
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
@@ -632,16 +730,16 @@ class LongformerSelfAttention(keras.layers.Layer):
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
             out = tf.transpose(out, [0, 2, 1, 3]) * local_query
             # global rows: their own projections, against every non-padded token
-            hg = tf.gather(hidden, index, batch_dims=1)
-            (qg,) = self._project(hg, (self.query_global,), (scale,))
+            qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
             if self._folds_global_projections(num_slots):
-                return scatter_slots(tf.transpose(self._folded_global_rows(qg, hidden, ok, training), [0, 2, 1, 3]),
-                                     is_global, out)
-            kg_all, vg_all = self._project(hidden, (self.key_global, self.value_global), (1.0, 1.0))
-            scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
-            probs = self._global_probs(scores, ok, training)
-            gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
+                gout = self._folded_global_rows(qg, hidden, ok, training)
+            else:
+                kg_all = self._heads_first(self.key_global, hidden)
+                vg_all = self._heads_first(self.value_global, hidden)
+                scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
+                probs = self._global_probs(scores, ok, training)
+                gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
 
         out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
@@ -655,9 +753,17 @@ class LongformerSelfAttention(keras.layers.Layer):
         `q . (x Wk + bk) = (q Wk^T) . x + q . bk` and `sum_j p_j (x_j Wv + bv) = (sum_j p_j x_j) Wv + bv sum_j p_j`:
         the same numbers (up to rounding) without projecting every token's global key and value. That costs
         about `4 n H^2` FLOPs per layer (n tokens, H hidden); the folded products `4 n H heads slots`. So for
-        few slots (base size: under 70) folding is cheaper and keeps two `(batch, n, H)` tensors fewer.
+        few slots (base size: under 70) folding is cheaper and keeps two `(batch, n, H)` tensors fewer (base size,
+        4096 tokens, 16 slots: about 2.4 GFLOPs per layer instead of 9.7).
+
+        The fold is the one place that does not call `key_global` / `value_global`: it reads their `kernel` and
+        `bias`. Keras' `kernel` property includes an enabled LoRA update, so LoRA still applies. A quantized
+        layer's stored kernel is not the float matrix it multiplies by, so quantized layers are never folded.
         """
         if not isinstance(num_slots, int) or num_slots <= 0:
+            return False
+        if any(getattr(self, name).quantization_mode is not None for name in ("key_global", "value_global")
+               if hasattr(self, name)):
             return False
         if self.fold_global_projections == "auto":
             hidden = self.num_heads * self.head_dim
@@ -670,7 +776,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         return self.global_probs_dropout(probs, training=training)
 
     def _folded_global_rows(self, qg, hidden, ok, training):
-        """Global rows' attention with the key/value projections folded in: `(batch, heads, slots, dim)`."""
+        """Global rows' attention with the key/value projections folded in: `(batch, heads, slots, dim)`.
+
+        Reads `key_global` / `value_global`'s weights instead of calling them: see `_folds_global_projections`."""
         dtype = self.compute_dtype
         wk, bk = tf.cast(self.key_global.kernel, dtype), tf.cast(self.key_global.bias, dtype)
         wv, bv = tf.cast(self.value_global.kernel, dtype), tf.cast(self.value_global.bias, dtype)
@@ -692,22 +800,25 @@ class LongformerSelfAttention(keras.layers.Layer):
         out = tf.transpose(tf.reshape(out, [heads, batch, slots, dim]), [1, 0, 2, 3])
         return out + tf.reduce_sum(probs, -1, keepdims=True) * bv[None, :, None, :]
 
-    def _project(self, hidden, layers, scales):
-        """The projections as ONE matmul, heads in front: `(batch, heads, length, dim)` each, scale folded in."""
-        dtype = self.compute_dtype
-        kernel = tf.concat([tf.cast(p.kernel, dtype) * sc if sc != 1.0 else tf.cast(p.kernel, dtype)
-                            for p, sc in zip(layers, scales)], axis=1)  # (hidden, n*heads, dim)
-        bias = tf.concat([tf.cast(p.bias, dtype) * sc if sc != 1.0 else tf.cast(p.bias, dtype)
-                          for p, sc in zip(layers, scales)], axis=0)
-        n, heads, dim = len(layers), self.num_heads, self.head_dim
+    def _heads_first(self, projection, hidden, scale=None):
+        """`projection(hidden)` (times `scale`, if given) with heads in front: `(batch, heads, length, dim)`.
+
+        Calls the projection layer itself, so whatever Keras does inside it (LoRA, quantization) applies. The
+        tokens go through it as ONE sequence, `(1, batch * length, hidden)` (a projection acts token by token:
+        the same numbers), so the gradient to `hidden` leaves through a reshape: XLA (TF 2.21) fails to compile
+        the sum of the bucket chain's gradient to `hidden` and an einsum's of unknown batch and length
+        ("RET_CHECK failure ... dynamic_padder.cc"), which differentiating an unknown length under XLA hits.
+        """
         shape = tf.shape(hidden)
-        x = tf.reshape(hidden, [-1, hidden.shape[-1]])
-        y = tf.nn.bias_add(tf.matmul(x, tf.reshape(kernel, [hidden.shape[-1], -1])), tf.reshape(bias, [-1]))
-        y = tf.transpose(tf.reshape(y, [shape[0], shape[1], n, heads, dim]), [2, 0, 3, 1, 4])
-        return tf.unstack(y, axis=0) if n > 1 else [y[0]]
+        x = projection(tf.reshape(hidden, [1, -1, hidden.shape[-1]]))
+        if scale is not None:
+            x = x * scale
+        x = tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_dim])
+        return tf.transpose(x, [0, 2, 1, 3])
 
     def _call_inspect(self, hidden_states, attention_mask, head_mask, training):
-        """The inspection path: every position a possible slot, probabilities kept in one layout."""
+        """The inspection path (`return_attention_scores=True` only): every position a possible slot, the
+        probabilities kept and returned in the Hugging Face layout. The fast path's numbers, up to rounding."""
         w = self.one_sided_window
         length = tf.shape(hidden_states)[1]
         mask = tf.cast(attention_mask, tf.int32)
@@ -727,12 +838,12 @@ class LongformerSelfAttention(keras.layers.Layer):
             return lambda p: layer(p, training=training)
 
         index, slot_ok = global_slots(is_global, padded)
-        local_out, probs = local_attention(
-            q, k, v, mask, w, index, slot_ok, head_mask, drop(self.probs_dropout), return_probs=True
-        )
+        local_out, probs = inspect_local_attention(q, k, v, mask, w, index, slot_ok, head_mask,
+                                                   drop(self.probs_dropout))
         hg = tf.gather(hidden, index, batch_dims=1)
         qg = self.query_global(hg) * scale
-        gout, gprobs = global_attention(qg, kg_all, vg_all, mask, slot_ok, head_mask, drop(self.global_probs_dropout))
+        gout, gprobs = inspect_global_attention(qg, kg_all, vg_all, mask, slot_ok, head_mask,
+                                                drop(self.global_probs_dropout))
         out = scatter_slots(gout, is_global, local_out)
         attentions, global_attentions = self._hf_layout(probs, gprobs, mask, max_count, length)
         out = self.output_dense(out)[:, :length]
