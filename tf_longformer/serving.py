@@ -446,7 +446,8 @@ def write_warmup_requests(directory, task, names, config, model_name="longformer
 # --------------------------------------------------------------------------------------------- dispatch
 ONNX_UNSUPPORTED = (
     "ONNX export is not supported: tf2onnx (1.17, what Keras' ONNX export uses with TensorFlow) cannot convert "
-    "the global-attention slot buckets (`tf.switch_case`: unsupported `_SwitchN`/`Merge` ops), and converts the "
+    "the data-dependent choice among the global-attention slot buckets (measured when it was a `tf.switch_case`: "
+    "unsupported `_SwitchN`/`Merge` ops; now a chain of `tf.cond`, not re-checked), and converts the "
     "bucket-free inspection graph into a model onnxruntime refuses (a boolean `Pad`). Export a SavedModel "
     "(format='tf_saved_model', the default) and serve it with TensorFlow Serving."
 )
