@@ -5,9 +5,10 @@ from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# The notebooks run under nbmake in this process's environment: one epoch per training cell instead of their full
-# runs (their saved outputs show those); what is tested is that every cell runs.
+# The notebooks run under nbmake in this process's environment: one epoch of two steps per training cell instead of
+# their full runs (their saved outputs show those); what is tested is that every cell runs.
 os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_EPOCHS", "1")
+os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_STEPS", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
@@ -17,8 +18,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 if os.environ.get("TF_LONGFORMER_REQUIRE_REFERENCE"):
     # In CI the PyTorch reference must be there: parity tests must never skip silently.
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
+    import importlib
+
+    importlib.import_module("torch")
+    importlib.import_module("transformers")
 
 if os.environ.get("TF_LONGFORMER_EXPECT_INSTALLED"):
     # CI's latest and minimum legs test the package as pip installed it (not editable), never the source tree.
@@ -108,6 +111,14 @@ class SkipGuard:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def references(tmp_path_factory):
+    """Where the PyTorch reference checkpoints live (`harness.reference_pair`): each (head, seed, config) is made
+    once per session and shared by the modules that compare with it; the reference is seeded, so a shared one
+    gives the numbers a fresh one would."""
+    return tmp_path_factory.getbasetemp() / "references"
 
 
 def tiny_config(**overrides):

@@ -66,9 +66,8 @@ def test_every_command_has_help(capsys):
         assert "usage: tf-longformer " + name in capsys.readouterr().out
 
 
-def test_console_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "tf_longformer.cli", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+def test_console_entry_point_runs(processes):
+    out = processes.result("help")
     assert out.returncode == 0 and "train" in out.stdout and "run" in out.stdout
 
 
@@ -279,7 +278,6 @@ def test_convert_allenai_layout_gives_the_reference_numbers(tmp_path, capsys):
     with the PyTorch reference on the original weights."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from safetensors.torch import save_file
 
     ref = _torch_reference("masked_lm", tmp_path / "hf")
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
@@ -328,14 +326,14 @@ def test_convert_plain_roberta_to_a_longformer(tmp_path, capsys):
     code = main(["convert", "--model", str(tmp_path / "roberta"), "--output", str(tmp_path / "long"),
                  "--max-length", "96", "--attention-window", "64"])
     summary = json.loads(capsys.readouterr().out)
-    assert summary["source"] == "roberta" and summary["max_sequence_length"] == 96
+    assert code == 0 and summary["source"] == "roberta" and summary["max_sequence_length"] == 96
     model = T.TFLongformerForMaskedLM.from_pretrained(str(tmp_path / "long"))
     ids = np.random.default_rng(1).integers(5, 60, size=(2, 30))
     ids[:, 0], ids[:, -1] = 0, 2
     with torch.no_grad():
         expected = roberta(torch.tensor(ids)).logits.numpy()
     np.testing.assert_allclose(model(ids).logits.numpy(), expected, atol=1e-4)
-    pos = model.embeddings.position_embeddings.embeddings.numpy()
+    pos = model.hf_state_dict()["longformer.embeddings.position_embeddings.weight"]
     learned = roberta.roberta.embeddings.position_embeddings.weight.detach().numpy()
     assert pos.shape[0] == 98
     np.testing.assert_array_equal(pos[34:34 + 32], learned[2:34])  # tiled after the 32 learned positions
@@ -386,21 +384,76 @@ def _console_env():
     return env
 
 
-def test_the_console_is_quiet_by_default_and_verbose_shows_everything(checkpoints, tmp_path):
+GRADIENT_PROBE = textwrap.dedent("""
+    import numpy as np, tensorflow as tf, keras
+    import tf_longformer as T
+    cfg = T.LongformerConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=16, attention_window=[8], max_position_embeddings=40,
+                             type_vocab_size=1, num_labels=2)
+    model = T.TFLongformerForSequenceClassification(cfg)
+    ids = tf.constant(np.random.default_rng(0).integers(5, 50, size=(2, 32)), tf.int32)
+    model(ids[:, :8])
+    @tf.function
+    def step(ids):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(ids, training=True).logits ** 2)  # token 0 is global (the CLS head)
+        return tape.gradient(loss, model.trainable_variables)
+    print(len(step(ids)), "gradients")
+""")
+
+
+class Processes:
+    """This module's command-line processes, all started at once when the first test asks for one (each imports
+    TensorFlow: seconds of a core; together they overlap each other and the in-process tests); each test waits
+    for its own."""
+
+    def __init__(self, root, model):
+        script = root / "tf-longformer"
+        script.write_text(CONSOLE_SCRIPT)
+        help_env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        commands = {
+            "help": ([sys.executable, "-m", "tf_longformer.cli", "--help"], help_env),
+            "quiet": ([sys.executable, str(script), "info", "--model", model], _console_env()),
+            "loud": ([sys.executable, "-m", "tf_longformer.cli", "info", "--model", model, "--verbose"], _console_env()),
+            # all C++ logs on
+            "probe": ([sys.executable, "-c", GRADIENT_PROBE], {**_console_env(), "TF_CPP_MIN_LOG_LEVEL": "0"}),
+        }
+        self.procs = {name: subprocess.Popen(argv, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True)
+                      for name, (argv, env) in commands.items()}
+        self.results = {}
+
+    def result(self, name, timeout=300):
+        if name not in self.results:
+            proc = self.procs[name]
+            out, err = proc.communicate(timeout=timeout)
+            self.results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return self.results[name]
+
+    def close(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def processes(checkpoints, tmp_path_factory):
+    runs = Processes(tmp_path_factory.mktemp("console"), checkpoints["text-classification"])
+    yield runs
+    runs.close()
+
+
+def test_the_console_is_quiet_by_default_and_verbose_shows_everything(processes):
     """`tf-longformer info` (the console script) prints its JSON and nothing of TensorFlow's; `--verbose` (after
     the command here, with `python -m tf_longformer.cli`) the same JSON, and TensorFlow's start-up lines."""
-    script = tmp_path / "tf-longformer"
-    script.write_text(CONSOLE_SCRIPT)
-    model = checkpoints["text-classification"]
-    quiet = subprocess.run([sys.executable, str(script), "info", "--model", model], capture_output=True, text=True,
-                           env=_console_env(), cwd=tmp_path, timeout=300)
+    quiet = processes.result("quiet")
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     assert json.loads(quiet.stdout)["layers"] == 2
     assert not TF_LOG_LINE.search(quiet.stderr) and not TF_CHATTER.search(quiet.stderr), quiet.stderr[-3000:]
     assert quiet.stderr.strip() == ""
 
-    loud = subprocess.run([sys.executable, "-m", "tf_longformer.cli", "info", "--model", model, "--verbose"],
-                          capture_output=True, text=True, env=_console_env(), cwd=tmp_path, timeout=300)
+    loud = processes.result("loud")
     assert loud.returncode == 0, loud.stderr[-3000:]
     assert loud.stdout == quiet.stdout
     if platform.machine().lower() in ("x86_64", "amd64"):  # TensorFlow's x86 builds announce oneDNN at import
@@ -448,27 +501,9 @@ def test_quiet_settings_leave_a_users_choice_and_verbose_changes_nothing(monkeyp
         logger.setLevel(level)
 
 
-def test_a_graph_mode_gradient_with_global_tokens_logs_no_type_inference_warning(tmp_path):
+def test_a_graph_mode_gradient_with_global_tokens_logs_no_type_inference_warning(processes):
     """The global-token buckets are a chain of tf.cond; their gradient used to make TensorFlow log a 20-line
     "Type inference failed" warning (a bool predicate inside a branch). All C++ logs on here."""
-    probe = textwrap.dedent("""
-        import numpy as np, tensorflow as tf, keras
-        import tf_longformer as T
-        cfg = T.LongformerConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=16, attention_window=[8], max_position_embeddings=40,
-                                 type_vocab_size=1, num_labels=2)
-        model = T.TFLongformerForSequenceClassification(cfg)
-        ids = tf.constant(np.random.default_rng(0).integers(5, 50, size=(2, 32)), tf.int32)
-        model(ids[:, :8])
-        @tf.function
-        def step(ids):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(model(ids, training=True).logits ** 2)  # token 0 is global (the CLS head)
-            return tape.gradient(loss, model.trainable_variables)
-        print(len(step(ids)), "gradients")
-    """)
-    env = {**_console_env(), "TF_CPP_MIN_LOG_LEVEL": "0"}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)
+    out = processes.result("probe")
     assert out.returncode == 0 and "gradients" in out.stdout, out.stderr[-3000:]
     assert "Type inference failed" not in out.stderr, out.stderr[-3000:]

@@ -100,8 +100,8 @@ def test_the_outside_path_check_catches_the_old_peer_path():
 
 def _wheel_tools():
     try:
-        import setuptools  # noqa: F401
-        import wheel  # noqa: F401
+        __import__("setuptools")
+        __import__("wheel")
     except ImportError:
         return False
     return True

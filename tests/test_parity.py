@@ -3,51 +3,19 @@
 import numpy as np
 import pytest
 
-import tf_longformer as T
 from conftest import random_batch
-from helpers import HEADS, make_reference, run_reference  # the reference is imported when first called
+from harness import compare, reference_pair  # the reference is imported when first called
+from helpers import HEADS, run_reference
 
 pytestmark = pytest.mark.reference
 
 TOL = 1e-4
 
 
-def compare(ours, ref, inputs, keys=None):
-    """Max abs difference per output key; global attentions compared on each row's real global slots."""
-    diffs = {}
-    for key, value in ref.items():
-        if keys is not None and key not in keys:
-            continue
-        mine = ours[key]
-        if key == "global_attentions":
-            gm = np.asarray(inputs["global_attention_mask"]) * np.asarray(inputs["attention_mask"])
-            counts = gm.reshape(-1, gm.shape[-1]).sum(-1)
-            d = 0.0
-            for a, m in zip(value, mine):
-                m = np.asarray(m)
-                a = a[:, :, : m.shape[2]]  # the reference keeps its padded length on this axis; we cut it back
-                assert m.shape[:3] == a.shape[:3] and m.shape[3] == counts.max()
-                for b, c in enumerate(counts):
-                    if c:
-                        d = max(d, float(np.abs(a[b, :, :, :c] - m[b, :, :, :c]).max()))
-            diffs[key] = d
-        elif isinstance(value, list):
-            assert len(value) == len(mine)
-            for a, m in zip(value, mine):
-                assert a.shape == tuple(m.shape), (key, a.shape, m.shape)
-            diffs[key] = max(float(np.abs(a - np.asarray(m)).max()) for a, m in zip(value, mine))
-        else:
-            assert value.shape == tuple(np.shape(mine)), (key, value.shape, np.shape(mine))
-            diffs[key] = float(np.abs(value - np.asarray(mine)).max())
-    return diffs
-
-
-def load_pair(head, tmp_path, **overrides):
-    if head == "question_answering":
-        overrides.setdefault("num_labels", 2)
-    ref = make_reference(head, tmp_path, **overrides)
-    ours = getattr(T, HEADS[head][1]).from_pretrained(tmp_path)
-    return ref, ours
+def load_pair(head, root, **overrides):
+    """The head's seeded reference and our model from its checkpoint: made once per session for each (head,
+    config) and shared (`harness.reference_pair`, the `references` fixture of conftest.py)."""
+    return reference_pair(head, root, **overrides)
 
 
 def labels_for(head, inputs, rng, num_labels=3):
@@ -81,8 +49,8 @@ assert any(n % LCM == 0 for n in LENGTHS)
 
 @pytest.mark.parametrize("head", list(HEADS))
 @pytest.mark.parametrize("length", LENGTHS)
-def test_every_output_matches_reference(head, length, tmp_path, rng):
-    ref, ours = load_pair(head, tmp_path)
+def test_every_output_matches_reference(head, length, references, rng):
+    ref, ours = load_pair(head, references)
     inputs = random_batch(rng, 3, length, n_global=(0, 4), sep_pattern=head == "question_answering")
     if head == "multiple_choice":
         other = random_batch(rng, 3, length, n_global=(0, 4))
@@ -101,9 +69,9 @@ def test_every_output_matches_reference(head, length, tmp_path, rng):
 
 
 @pytest.mark.parametrize("head", ["question_answering", "sequence_classification", "multiple_choice"])
-def test_automatic_global_attention_matches_reference(head, tmp_path, rng):
+def test_automatic_global_attention_matches_reference(head, references, rng):
     """No global mask given: the head's own rule (question / first token / after `</s></s>`)."""
-    ref, ours = load_pair(head, tmp_path)
+    ref, ours = load_pair(head, references)
     inputs = random_batch(rng, 2, 17, n_global=(0, 0), pad_rows=False, sep_pattern=True)
     # the PyTorch reference needs exactly three separators per row
     ids = inputs["input_ids"]
@@ -118,9 +86,9 @@ def test_automatic_global_attention_matches_reference(head, tmp_path, rng):
     assert max(diffs.values()) <= TOL, diffs
 
 
-def test_qa_global_is_decided_per_row(tmp_path, rng):
+def test_qa_global_is_decided_per_row(references, rng):
     """A row without `</s>` gets no question-global attention; the other rows keep theirs (reference: all off)."""
-    ref, ours = load_pair("question_answering", tmp_path)
+    ref, ours = load_pair("question_answering", references)
     inputs = random_batch(rng, 2, 15, n_global=(0, 0), pad_rows=False)
     ids = inputs["input_ids"]
     ids[ids == 2] = 7
@@ -135,9 +103,9 @@ def test_qa_global_is_decided_per_row(tmp_path, rng):
 
 
 @pytest.mark.parametrize("windows", [[6, 4, 10], [10, 6, 14], 8])  # the reference fails at window 2
-def test_window_lists_that_do_not_divide(windows, tmp_path, rng):
+def test_window_lists_that_do_not_divide(windows, references, rng):
     layers = len(windows) if isinstance(windows, list) else 2
-    ref, ours = load_pair("base", tmp_path, attention_window=windows, num_hidden_layers=layers)
+    ref, ours = load_pair("base", references, attention_window=windows, num_hidden_layers=layers)
     for length in (5, 21, 64):
         inputs = random_batch(rng, 2, length, n_global=(1, 5))
         r = run_reference(ref, inputs, output_attentions=True)
@@ -145,9 +113,9 @@ def test_window_lists_that_do_not_divide(windows, tmp_path, rng):
         assert max(compare(o, r, inputs).values()) <= TOL
 
 
-def test_many_globals_use_a_larger_bucket(tmp_path, rng):
+def test_many_globals_use_a_larger_bucket(references, rng):
     """More global tokens than the smallest static bucket (16): the next bucket gives the same numbers."""
-    ref, ours = load_pair("masked_lm", tmp_path)
+    ref, ours = load_pair("masked_lm", references)
     inputs = random_batch(rng, 2, 120, n_global=(17, 40))
     r = run_reference(ref, inputs)
     o = ours(inputs)
@@ -155,9 +123,9 @@ def test_many_globals_use_a_larger_bucket(tmp_path, rng):
 
 
 @pytest.mark.parametrize("case", ["regression", "multi_label", "ignored"])
-def test_sequence_classification_losses(case, tmp_path, rng):
+def test_sequence_classification_losses(case, references, rng):
     overrides = {"num_labels": 1} if case == "regression" else {}
-    ref, ours = load_pair("sequence_classification", tmp_path, **overrides)
+    ref, ours = load_pair("sequence_classification", references, **overrides)
     inputs = random_batch(rng, 4, 9)
     if case == "regression":
         inputs["labels"] = rng.normal(size=(4,)).astype(np.float32)
@@ -173,14 +141,14 @@ def test_sequence_classification_losses(case, tmp_path, rng):
     assert abs(float(o.loss) - float(r["loss"])) <= TOL
 
 
-def test_head_mask_and_inputs_embeds(tmp_path, rng):
-    ref, ours = load_pair("base", tmp_path)
+def test_head_mask_and_inputs_embeds(references, rng):
+    ref, ours = load_pair("base", references)
     inputs = random_batch(rng, 2, 11, n_global=(1, 3))
     head_mask = np.array([[1.0, 0.0], [0.5, 1.0]], np.float32)
     r = run_reference(ref, {**inputs, "head_mask": head_mask}, output_attentions=True)
     o = ours({**inputs, "head_mask": head_mask}, output_attentions=True)
     assert max(compare(o, r, inputs).values()) <= TOL
-    emb = ours.embeddings.word_embeddings(inputs["input_ids"]).numpy()
+    emb = ours.hf_state_dict()["embeddings.word_embeddings.weight"][inputs["input_ids"]]  # public API only
     r2 = run_reference(ref, {"inputs_embeds": emb, "attention_mask": inputs["attention_mask"],
                              "global_attention_mask": inputs["global_attention_mask"]})
     o2 = ours(inputs_embeds=emb, attention_mask=inputs["attention_mask"],
@@ -190,9 +158,9 @@ def test_head_mask_and_inputs_embeds(tmp_path, rng):
     assert np.abs(o2.last_hidden_state.numpy()[real] - r2["last_hidden_state"][real]).max() <= TOL
 
 
-def test_long_input_at_the_position_limit(tmp_path, rng):
+def test_long_input_at_the_position_limit(references, rng):
     """The longest allowed input (`max_position_embeddings - 2`) works and matches."""
-    ref, ours = load_pair("masked_lm", tmp_path)
+    ref, ours = load_pair("masked_lm", references)
     length = ours.config.max_position_embeddings - 2
     inputs = random_batch(rng, 1, length, n_global=(2, 2), pad_rows=False)
     r = run_reference(ref, inputs)
@@ -201,9 +169,9 @@ def test_long_input_at_the_position_limit(tmp_path, rng):
 
 
 @pytest.mark.parametrize("length", [7, 16])
-def test_question_answering_loss(length, tmp_path, rng):
+def test_question_answering_loss(length, references, rng):
     """One window for every layer, so the reference pads and cuts by itself and its loss is comparable."""
-    ref, ours = load_pair("question_answering", tmp_path, attention_window=4)
+    ref, ours = load_pair("question_answering", references, attention_window=4)
     inputs = random_batch(rng, 4, length, sep_pattern=True)
     inputs["start_positions"] = np.array([0, 3, length + 5, 2])  # out of range: ignored (negative: refused)
     inputs["end_positions"] = np.array([length - 1, length, 2, 1])

@@ -1,6 +1,8 @@
 """Training: compile defaults, fit/evaluate/predict in every input style, graph and XLA, mixed precision,
 gradient checkpointing, `.keras` round trips, Keras callbacks.
 
+One `fit` and the `.keras` round trip with the optimizer state, for every head: `harness.py` (test_tasks.py).
+
 Graph tracing of a training step costs seconds, so most semantic checks run with `run_eagerly=True` and a
 few tests cover graph mode and XLA on purpose.
 """
@@ -412,38 +414,8 @@ def test_gradient_checkpointing_switch_and_config_round_trip():
 
 
 # ------------------------------------------------------------------------------------------ saving
-ALL_MODELS = [T.TFLongformerModel] + HEADS
-
-
-@pytest.mark.parametrize("cls", ALL_MODELS, ids=lambda c: c.__name__)
-def test_keras_file_round_trip_with_optimizer_state(cls, rng, tmp_path):
-    config = small_config(gradient_checkpointing=cls is T.TFLongformerForMaskedLM)
-    model = cls(config)
-    if cls is T.TFLongformerModel:
-        x = random_batch(rng, 4, 20)
-        fit_args = (x, np.zeros((4, 20, config.hidden_size), np.float32))
-        model.compile(optimizer="adam", loss="mse", run_eagerly=True)
-    else:
-        x, labels = inputs_and_labels(cls, rng)
-        fit_args = ({**x, **labels},)
-        model.compile(run_eagerly=True)
-    model.fit(*fit_args, epochs=1, batch_size=2, verbose=0)
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)  # no custom_objects
-    assert type(loaded) is cls and loaded.config == model.config
-    assert type(loaded.optimizer) is type(model.optimizer)
-    before, after = training.weights_digest(model), training.weights_digest(loaded)
-    assert sorted(before) == sorted(after)
-    for key in before:
-        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
-    assert int(loaded.optimizer.iterations) == 2
-    # The restored optimizer state and compile settings continue training exactly as the original.
-    model.fit(*fit_args, epochs=1, batch_size=2, verbose=0, shuffle=False)
-    loaded.fit(*fit_args, epochs=1, batch_size=2, verbose=0, shuffle=False)
-    assert same_weights(model, loaded, atol=1e-6)
-
-
+# The models' own `.keras` round trip with the optimizer state, and their config round trip: harness.py, for
+# every head (test_tasks.py). The layers' here.
 LAYERS = [
     (T.LongformerSelfAttention, {"num_heads": 2, "head_dim": 4, "attention_window": 6, "dropout": 0.1}),
     (T.LongformerEncoderLayer, {"num_heads": 2, "intermediate_size": 8, "attention_window": 4,
@@ -464,16 +436,6 @@ def test_layer_config_round_trip(cls, kwargs):
     assert again.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is cls and restored.get_config() == config
-
-
-@pytest.mark.parametrize("cls", ALL_MODELS, ids=lambda c: c.__name__)
-def test_model_config_round_trip(cls):
-    model = cls(tiny_config(attention_window=[4, 8]), name="m")
-    again = cls.from_config(model.get_config())
-    assert again.get_config() == model.get_config()
-    model.build()
-    again.build()
-    assert again.count_params() == model.count_params()
 
 
 # --------------------------------------------------------------------------------------- Keras callbacks
