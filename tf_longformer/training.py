@@ -1,8 +1,9 @@
 """Training pieces: the optimizer, the task losses and metrics, and a crash-safe BackupAndRestore.
 
 Each task class declares its own loss, loss weights and metrics from the pieces here (`default_loss()`,
-`default_loss_weights()`, `default_metrics()` in `tf_longformer/models/`); the same loss object computes the
-model's own `loss` output, so `compile()`'s default and the `loss` output are one piece of code.
+`default_loss_weights()`, `default_metrics()` in `tf_longformer/models/`); the same loss class with the same
+settings (unreduced, then averaged) computes the model's own `loss` output, so `compile()`'s default and the
+`loss` output are one piece of code.
 
 How `fit` / `evaluate` find the loss (`TFLongformerPreTrainedModel.compute_loss`):
 

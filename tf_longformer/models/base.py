@@ -221,7 +221,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         """Keras `compile`; whatever is left as "auto" gets this task's default.
 
         Defaults: `LongformerAdamW` (learning rate 3e-5; `training.default_optimizer`), the task's own loss as
-        a Keras loss (the very object behind the model's `loss` output) and its accuracy. Labels may come as
+        a Keras loss (the same class and settings give the model's `loss` output) and its accuracy. Labels may come as
         `y` or inside the input dict (then they are taken out and used as `y`). With `loss=None` the model's
         own `loss` output is trained on. `jit_compile` defaults to False (Keras' "auto" would pick XLA on a
         GPU), because XLA recompiles the training step for every new batch shape (see the README, "Training");

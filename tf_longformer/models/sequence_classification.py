@@ -47,7 +47,7 @@ class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
         return self._own_loss.kind_for(tf.convert_to_tensor(labels).dtype)
 
     def _is_regression(self):
-        return self.problem_type_for(tf.zeros([1], tf.int32)) == "regression"
+        return self._own_loss.kind_for(tf.int32) == "regression"
 
     def default_loss(self):
         return training.SequenceClassificationLoss(self.config.num_labels, self.config.problem_type)
@@ -94,5 +94,5 @@ class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
                 **dense_map("classifier.out_proj", self.classifier.out_proj)}
 
     def probability_kind(self):
-        problem = self.problem_type_for(tf.zeros([1], tf.int32))
+        problem = self._own_loss.kind_for(tf.int32)  # what integer labels would train: the served logits' kind
         return {"regression": None, "multi_label_classification": "sigmoid"}.get(problem, "softmax")
