@@ -85,7 +85,7 @@ def case_matrix(task, seed):
         for batch in BATCHES:
             cases[f"L{length}_B{batch}_noglobal"] = make_inputs(task, rng, batch, length, (0, 0))
             cases[f"L{length}_B{batch}_global"] = make_inputs(task, rng, batch, length, (1, 3))
-    # More global tokens than the smallest global bucket (16): the graph's next bucket branch.
+    # More global tokens than the tiny config's one global bucket (4): the graph's full-length branch.
     cases["L41_B2_manyglobal"] = make_inputs(task, rng, 2, 41, (20, 20))
     # One batch with rows with and without global tokens, padded and not (saved_model_cli's case).
     mixed = make_inputs(task, rng, 3, 41, (1, 3))

@@ -202,7 +202,7 @@ def test_sequence_classification_problem_types(rng):
 
 # ------------------------------------------------------------------------------------------- graph and XLA
 def varying_batches(rng, cls=T.TFLongformerForTokenClassification):
-    """Batches of different lengths with no global token, one, and many (more than the first bucket of 16)."""
+    """Batches of different lengths with no global token, one, and many (more than the tiny configs' one bucket of 4)."""
     out = []
     for length, n_global in ((12, (0, 0)), (20, (1, 1)), (40, (18, 24))):
         x, labels = inputs_and_labels(cls, rng, batch=2, length=length)
