@@ -34,7 +34,8 @@ FULL_CLI = bool(os.environ.get("TF_LONGFORMER_FULL_EXPORT_CHECK"))
 # ---------------------------------------------------------------------------------------- the exports
 def make_model(task, seed=0, **overrides):
     """A tiny random model whose every weight is perturbed (so biases, norms and the head all matter)."""
-    cfg = tiny_config(vocab_size=VOCAB, id2label=LABELS, **overrides)
+    # One global bucket (4): the exported graphs carry a bucketed path and the full-length one (cases cross it).
+    cfg = tiny_config(vocab_size=VOCAB, id2label=LABELS, **{"global_buckets": [4], **overrides})
     model = serving.model_class(task)(cfg)
     model.build()
     rng = np.random.default_rng(seed)
@@ -85,7 +86,7 @@ def case_matrix(task, seed):
         for batch in BATCHES:
             cases[f"L{length}_B{batch}_noglobal"] = make_inputs(task, rng, batch, length, (0, 0))
             cases[f"L{length}_B{batch}_global"] = make_inputs(task, rng, batch, length, (1, 3))
-    # More global tokens than the tiny config's one global bucket (4): the graph's full-length branch.
+    # More global tokens than the exported models' one global bucket (4): the graph's full-length branch.
     cases["L41_B2_manyglobal"] = make_inputs(task, rng, 2, 41, (20, 20))
     # One batch with rows with and without global tokens, padded and not (saved_model_cli's case).
     mixed = make_inputs(task, rng, 3, 41, (1, 3))

@@ -19,7 +19,8 @@ from helpers import HEADS, tiny_config_dict  # noqa: E402,F401  (torch-free; re-
 def make_reference(head, directory, seed=0, **config_overrides):
     """A random PyTorch Longformer of `head`, every weight perturbed (so biases and norms matter), saved."""
     torch.manual_seed(seed)
-    cfg = transformers.LongformerConfig(**tiny_config_dict(**config_overrides))
+    # One global bucket (4): parity covers the bucketed path (1-4 global tokens) and the full-length one.
+    cfg = transformers.LongformerConfig(**tiny_config_dict(**{"global_buckets": [4], **config_overrides}))
     model = getattr(transformers, HEADS[head][0])(cfg).eval()
     with torch.no_grad():
         for p in model.parameters():

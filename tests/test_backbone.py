@@ -58,7 +58,7 @@ def test_backbone_in_a_functional_model_survives_a_keras_file(tmp_path):
 
 
 def test_config_declares_its_own_fields():
-    c = tiny_config(global_buckets=None)  # the tiny test configs set [4] (fewer graph branches to trace)
+    c = tiny_config(global_buckets=None)  # the tiny test configs set [] (fewer graph branches to trace)
     assert c.gradient_checkpointing is False and c.global_buckets is None
     assert "gradient_checkpointing" not in c.to_dict() and "global_buckets" not in c.to_dict()  # HF-identical
     c = tiny_config(global_buckets=[1, 4], gradient_checkpointing=True)

@@ -114,7 +114,7 @@ def test_window_lists_that_do_not_divide(windows, references, rng):
 
 
 def test_many_globals_use_a_larger_bucket(references, rng):
-    """More global tokens than the smallest static bucket (16): the next bucket gives the same numbers."""
+    """More global tokens than the parity pairs' one static bucket (4): the full-length path gives the same numbers."""
     ref, ours = load_pair("masked_lm", references)
     inputs = random_batch(rng, 2, 120, n_global=(17, 40))
     r = run_reference(ref, inputs)

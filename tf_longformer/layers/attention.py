@@ -852,25 +852,27 @@ class LongformerSelfAttention(keras.layers.Layer):
     def _bucketed(self, attend, padded, max_count):
         """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none).
 
+        `attend(0)` (no global token: the band alone, a transpose) is computed unconditionally; then a FLAT
+        sequence of `tf.cond`, one per bucket and one for the full length, each either computing its path (the
+        selected one) or passing the previous value through. Exactly one path beyond `attend(0)` runs.
+
+        Flat, not nested: in a nested chain every level's gradient carries the intermediates of the levels
+        inside it, and tracing plus instantiating a training step (tiny config, one layer, buckets (4,)) took
+        8.5 s against 5.4 s for this flat form (default buckets: 14.3 s against 9.5 s), with the same numbers.
         A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
         (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
         """
         static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
         sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length
-        # The predicates are computed here, outside every branch. A predicate computed inside an else branch is
-        # a bool intermediate that the gradient of the inner `cond` needs, so cond_v2 makes it an output of the
-        # outer `If`, an optional paired by position with an intermediate of the then branch (a float): TF's
-        # type inference then logs "Type inference failed ... TFT_OPTIONAL[BOOL] ... TFT_OPTIONAL[FLOAT]" (a
-        # harmless 20-line warning) in every graph-mode gradient. Same values, same branches taken.
-        fits = [max_count <= b for b in buckets]
-
-        def chain(i):
-            if i == len(sizes) - 1:
-                return attend(sizes[i])
-            return tf.cond(fits[i], _no_autograph(lambda: attend(sizes[i])), _no_autograph(lambda: chain(i + 1)))
-
-        return chain(0)
+        # The selector is computed here, outside every branch (a bool computed inside a branch becomes an
+        # intermediate of the `If` that TF's type inference pairs with a float one, and logs a 20-line warning).
+        selected = tf.add_n([tf.cast(max_count > b, tf.int32) for b in buckets])  # the index into `sizes`
+        out = attend(0)
+        for i in range(1, len(sizes)):
+            out = tf.cond(tf.equal(selected, i), _no_autograph(lambda i=i: attend(sizes[i])),
+                          _no_autograph(lambda out=out: out))
+        return out
 
     def _hf_layout(self, probs, gprobs, mask, max_count, length):
         w = self.one_sided_window
