@@ -113,7 +113,7 @@ def test_window_lists_that_do_not_divide(windows, references, rng):
         assert max(compare(o, r, inputs).values()) <= TOL
 
 
-def test_many_globals_use_a_larger_bucket(references, rng):
+def test_many_globals_take_the_full_length_path(references, rng):
     """More global tokens than the parity pairs' one static bucket (4): the full-length path gives the same numbers."""
     ref, ours = load_pair("masked_lm", references)
     inputs = random_batch(rng, 2, 120, n_global=(17, 40))
