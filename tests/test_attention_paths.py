@@ -69,10 +69,13 @@ def test_each_path_equals_the_dense_oracle(path, seed):
     check(layer, hidden, mask, head_mask=rng.random(heads).astype(np.float32) if seed % 2 else None)
 
 
+@pytest.mark.parametrize("slots", ["dynamic", "static"])
 @pytest.mark.parametrize("n_global", [0, 1, 3, 5, 9, 40])
 @pytest.mark.parametrize("path", ["dense", "band", "band_folded", "band_unfolded"])
-def test_every_global_bucket(path, n_global):
-    """Buckets (2, 4, 8) and the full-length fallback: each branch is the oracle."""
+def test_every_global_bucket(path, n_global, slots, monkeypatch):
+    """Buckets (2, 4, 8) and the full-length fallback: each branch is the oracle, with the batch's own number of
+    slots (eager and graph mode) and with the static bucket sizes (what XLA runs; forced here in eager mode)."""
+    monkeypatch.setattr(attention, "STATIC_SLOTS_EVERYWHERE", slots == "static")
     rng = np.random.default_rng(n_global)
     layer = make_layer(rng, 6, 2, 4, global_buckets=(2, 4, 8), **PATHS[path])
     hidden = rng.normal(size=(2, 45, 8)).astype(np.float32)
@@ -107,6 +110,63 @@ def test_graph_and_xla_with_unknown_length(jit):
         mask[1, length - 3:] = 0
         check(layer, hidden, mask, run=run)
         assert np.all(np.isfinite(grad(hidden, mask).numpy()))
+
+
+def _if_ops(graph_def):
+    return sum(n.op in ("If", "StatelessIf") for n in graph_def.node) + sum(
+        n.op in ("If", "StatelessIf") for f in graph_def.library.function for n in f.node_def)
+
+
+def test_paths_traced_outside_and_under_xla():
+    """Outside XLA one `tf.cond` per run of buckets with the same fold choice (base size, default buckets: folded
+    up to 16 global tokens, unfolded beyond: 2); under XLA one per bucket and one for the full length (4)."""
+    layer = LongformerSelfAttention(num_heads=12, head_dim=64, attention_window=8)
+    layer(tf.zeros([1, 8, 768]), tf.ones([1, 8], tf.int32))
+    spec = [tf.TensorSpec([None, None, 768]), tf.TensorSpec([None, None], tf.int32)]
+    seen = {}
+    for jit in (False, True):
+        def probe(h, m, jit=jit):
+            seen[jit] = attention.xla_context()
+            return layer(h, m)
+        graph = tf.function(probe, input_signature=spec, jit_compile=jit).get_concrete_function().graph
+        seen[f"ifs-{jit}"] = _if_ops(graph.as_graph_def())
+    assert seen == {False: False, True: True, "ifs-False": 2, "ifs-True": 4}
+    assert not attention.xla_context()  # eager
+
+
+def test_dynamic_slots_equal_static_buckets_in_graph_mode_with_gradients(monkeypatch):
+    """The batch's own slot count (graph mode) and the static buckets give the same outputs and gradients, for
+    every path of buckets (2, 8): none, folded runs, unfolded beyond."""
+    rng = np.random.default_rng(5)
+    layer = make_layer(rng, 4, 3, 4, dense_max_length=0, chunk_queries=4, global_buckets=(2, 8))
+    hidden = tf.constant(rng.normal(size=(2, 29, 12)).astype(np.float32))
+    spec = [tf.TensorSpec([None, None, 12]), tf.TensorSpec([None, None], tf.int32)]
+
+    def make():
+        @tf.function(input_signature=spec)
+        def f(h, m):
+            with tf.GradientTape() as tape:
+                tape.watch(h)
+                out = layer(h, m, training=True)
+                loss = tf.reduce_sum(out * out)
+            return out, tape.gradient(loss, [h] + layer.trainable_weights)
+        return f
+
+    masks = {}
+    for n_global in (0, 1, 2, 5, 9, 20):
+        masks[n_global] = np.ones((2, 29), np.int32)
+        masks[n_global][0, rng.permutation(29)[:n_global]] = 2
+        masks[n_global][1, 25:] = 0
+    results = {}
+    for static in (False, True):
+        monkeypatch.setattr(attention, "STATIC_SLOTS_EVERYWHERE", static)
+        f = make()
+        results[static] = {n: f(hidden, tf.constant(mask)) for n, mask in masks.items()}
+    for n in masks:
+        (out_d, grads_d), (out_s, grads_s) = results[False][n], results[True][n]
+        np.testing.assert_allclose(out_d.numpy(), out_s.numpy(), atol=2e-6, rtol=1e-5, err_msg=str(n))
+        for a, b in zip(grads_d, grads_s):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, rtol=1e-5, err_msg=str(n))
 
 
 def test_band_and_dense_functions_agree_and_differentiate():

@@ -72,9 +72,11 @@ class LongformerConfig:
     Fields of this library (not in the Hugging Face config; written to config.json only when set):
       gradient_checkpointing: recompute each layer's activations in the backward pass (less memory for long
           inputs, about one more forward pass of compute). Default False.
-      global_buckets: the static global-token counts the attention layers compile a path for, smallest
-          first (a batch with more global tokens than the largest bucket takes the general path). Default
-          None: the layers' own default (`tf_longformer.layers.attention.DEFAULT_GLOBAL_BUCKETS`).
+      global_buckets: global-token counts, smallest first. Under XLA, each is a static number of slots the
+          attention layers compile a path for (a batch with more global tokens than the largest bucket takes
+          the full-length path). Elsewhere the slots are the batch's own count, and the buckets only mark where
+          the global rows switch from folded to unfolded projections. Default None: the layers' own default
+          (`tf_longformer.layers.attention.DEFAULT_GLOBAL_BUCKETS`).
 
     >>> cfg = LongformerConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, attention_window=[4, 8])
     >>> cfg.attention_windows

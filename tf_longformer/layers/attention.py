@@ -20,8 +20,11 @@ Both paths call the projection layers themselves (`self.query(hidden)`, ...), so
 `LongformerSelfAttention._folds_global_projections`.
 
 `mask` everywhere: int `(batch, length)`, 0 = padding, 1 = local, 2 = global. The global tokens of a row are
-gathered into `G` slots, a STATIC number chosen among a few buckets by the batch's largest global count (a chain
-of `tf.cond`), so no shape depends on the data: graph mode, XLA and SavedModel trace one program.
+gathered into `G` slots. Under XLA, `G` is a STATIC number chosen among a few buckets by the batch's largest global
+count (a chain of `tf.cond`), so no shape depends on the data. Elsewhere (eager, graph mode, SavedModel) `G` is the
+batch's own largest global count, and the buckets only say where the global rows switch between folded and
+unfolded projections: one path per switch, not one per bucket (see `LongformerSelfAttention._bucketed`). Either
+way one trace serves every length and global count.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ import tensorflow as tf
 
 from tf_longformer.layers.utils import clone_initializer, serializable
 
-# Global-slot buckets: the attention is run with the smallest bucket that holds every row's global tokens;
-# the last resort is the (padded) length itself, which always fits.
+# Global-slot buckets: under XLA the attention is run with the smallest bucket that holds every row's global
+# tokens (static shapes); the last resort is the (padded) length itself, which always fits. Outside XLA the slots
+# are the batch's own count, and the buckets only mark where folding the global projections stops paying.
 DEFAULT_GLOBAL_BUCKETS = (16, 128, 512)
+# Tests set this to True to run the static bucket chain (XLA's) in eager and graph mode too.
+STATIC_SLOTS_EVERYWHERE = False
 # Fast-path tuning, measured on a 2-core AVX-512 CPU (see `tf-longformer bench` and README "Performance").
 DEFAULT_CHUNK_QUERIES = 2048  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
 DEFAULT_DENSE_MAX_LENGTH = 768  # padded lengths up to this use one dense masked product (faster there, measured)
@@ -46,6 +52,22 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
+def xla_context():
+    """Whether the graph being built now will be compiled by XLA: a `tf.function(jit_compile=True)` (or a Keras
+    model compiled with `jit_compile=True`) being traced, or a TPU replica. False when executing eagerly.
+
+    TensorFlow marks those graphs with an XLA control-flow context (its own ops, e.g. `tf.while_loop`, read it
+    the same way); if the module that tells it is ever gone, the answer is True: static shapes, correct
+    everywhere, only slower to trace."""
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.ops import control_flow_util
+        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+    except Exception:  # noqa: BLE001 - an internal module moved: fall back to the static shapes
+        return True
+
+
 def pad_axis(x, multiple, axis=1, value=0):
     """Right-pads `x` along `axis` to a multiple of `multiple` (a pad of 0 when already aligned)."""
     length = x.shape[axis]
@@ -719,7 +741,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                                             dropout_rate=rate, seed=band_seed)
         local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
-        def attend(num_slots):
+        def attend(num_slots, fold=False):
             if isinstance(num_slots, int) and num_slots == 0:
                 return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
             index, slot_ok = global_slots(is_global, num_slots)
@@ -732,7 +754,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
-            if self._folds_global_projections(num_slots):
+            if fold:
                 gout = self._folded_global_rows(qg, hidden, ok, training)
             else:
                 kg_all = self._heads_first(self.key_global, hidden)
@@ -782,7 +804,8 @@ class LongformerSelfAttention(keras.layers.Layer):
         dtype = self.compute_dtype
         wk, bk = tf.cast(self.key_global.kernel, dtype), tf.cast(self.key_global.bias, dtype)
         wv, bv = tf.cast(self.value_global.kernel, dtype), tf.cast(self.value_global.bias, dtype)
-        batch, heads, slots, dim = tf.shape(qg)[0], self.num_heads, qg.shape[2], self.head_dim
+        batch, heads, dim = tf.shape(qg)[0], self.num_heads, self.head_dim
+        slots = qg.shape[2] if qg.shape[2] is not None else tf.shape(qg)[2]  # dynamic outside XLA
         size = hidden.shape[-1]
         # each slot's query pulled back to the hidden space: (b, h, slots, H), one matmul per head
         qk = tf.matmul(tf.reshape(tf.transpose(qg, [1, 0, 2, 3]), [heads, -1, dim]),
@@ -850,17 +873,25 @@ class LongformerSelfAttention(keras.layers.Layer):
         return out, attentions, global_attentions
 
     def _bucketed(self, attend, padded, max_count):
-        """Runs `attend(slots)` with the smallest bucket that holds every row's global tokens (0: none).
+        """Runs `attend(slots, fold)` for the batch's global tokens (`attend(0)`: none), `fold` the choice of
+        `_folds_global_projections`.
 
         `attend(0)` (no global token: the band alone, a transpose) is computed unconditionally; then a FLAT
-        sequence of `tf.cond`, one per bucket and one for the full length, each either computing its path (the
-        selected one) or passing the previous value through. Exactly one path beyond `attend(0)` runs.
+        sequence of `tf.cond`, each either computing its path (the selected one) or passing the previous value
+        through. Exactly one path beyond `attend(0)` runs.
+        - Under XLA (`xla_context()`), shapes must be static: one path per bucket and one for the full length,
+          each with its bucket's number of slots; the smallest bucket that holds every row's global tokens runs.
+        - Elsewhere the number of slots is the batch's largest global count itself (a dynamic shape): the
+          buckets, in order, are grouped into runs with the same fold choice, and each run is ONE path. With the
+          default buckets at base size that is two paths (folded up to 16 global tokens, unfolded beyond)
+          instead of four, and a batch never pays for empty slots. The numbers are the static paths' (the
+          extra slots there are masked out) up to float32 summation order.
 
-        Flat, not nested: in a nested chain every level's gradient carries the intermediates of the levels
-        inside it, and tracing plus first running a gradient step (tiny config, one layer, buckets (4,)) took
-        8.5 s against 5.4 s for this flat form (default buckets: 14.3 s against 9.5 s), with the same numbers.
-        The unconditional `attend(0)` is one transpose and multiply per layer: at 4096 tokens (base size) the
-        forward and training step stayed within noise (one back-to-back pair: 1.05 and 1.05).
+        Each path costs seconds per layer to trace and first run in a training step, which is why there are as
+        few as possible. Flat, not nested: in a nested chain every level's gradient carries the intermediates of
+        the levels inside it (tiny config, one layer, buckets (4,): trace plus first gradient step 8.5 s nested,
+        5.4 s flat). The unconditional `attend(0)` is one transpose and multiply per layer: at 4096 tokens (base
+        size) the forward and training step stayed within noise (one back-to-back pair: 1.05 and 1.05).
         A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
         (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
         """
@@ -870,9 +901,20 @@ class LongformerSelfAttention(keras.layers.Layer):
         # The selector is computed here, outside every branch (a bool computed inside a branch becomes an
         # intermediate of the `If` that TF's type inference pairs with a float one, and logs a 20-line warning).
         selected = tf.add_n([tf.cast(max_count > b, tf.int32) for b in buckets])  # the index into `sizes`
+        folds = [self._folds_global_projections(size) for size in sizes]
+        if STATIC_SLOTS_EVERYWHERE or xla_context():
+            paths = [(tf.equal(selected, i), sizes[i], folds[i]) for i in range(1, len(sizes))]
+        else:
+            runs = []  # [first, last, fold]: consecutive sizes with the same fold choice
+            for i in range(1, len(sizes)):
+                if runs and runs[-1][2] == folds[i]:
+                    runs[-1][1] = i
+                else:
+                    runs.append([i, i, folds[i]])
+            paths = [((selected >= first) & (selected <= last), max_count, fold) for first, last, fold in runs]
         out = attend(0)
-        for i in range(1, len(sizes)):
-            out = tf.cond(tf.equal(selected, i), _no_autograph(lambda i=i: attend(sizes[i])),
+        for pred, slots, fold in paths:
+            out = tf.cond(pred, _no_autograph(lambda slots=slots, fold=fold: attend(slots, fold)),
                           _no_autograph(lambda out=out: out))
         return out
 
