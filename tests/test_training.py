@@ -322,6 +322,10 @@ def test_loss_falls_on_a_task_only_global_attention_can_solve():
     keras.utils.set_random_seed(0)
     model = T.TFLongformerForSequenceClassification(small_config(num_labels=2))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    # Model and optimizer variables made before `fit`: a first trace that creates variables (Adam's slots) makes
+    # tf.function trace the training step a second time (fit 7.8 s -> 3.4 s CPU, measured; the same losses).
+    model.build()
+    model.optimizer.build(model.trainable_variables)
     steps = 30  # one epoch of 30 steps over the same 16 examples (Keras' per-epoch overhead is larger)
     history = LossPerStep()
     model.fit({"input_ids": np.tile(ids, (steps, 1)), "labels": np.tile(y, steps)}, epochs=1, batch_size=n,

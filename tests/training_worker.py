@@ -2,7 +2,7 @@
 
     python tests/training_worker.py '<json options>'
 
-Every run trains `TFLongformerForSequenceClassification` (tiny config) from the initial weights in
+Every run trains `TFLongformerForSequenceClassification` (tiny config, one layer) from the initial weights in
 `options["init"]` (written by the first run when missing) on a fixed dataset and writes its final weights
 (model and optimizer) to `options["out"]` as an `.npz`. Modes:
 
@@ -35,10 +35,13 @@ STEPS = 3
 def make_config(dropout=0.0):
     import tf_longformer as T
 
-    # The tests' tiny config, without importing the PyTorch reference into every worker.
+    # The tests' tiny config, without importing the PyTorch reference into every worker, and with one layer: what
+    # the runs check (replicas and workers agree with one device, a resumed run equals an uninterrupted one) does
+    # not depend on the depth, and the second layer cost seconds of tracing in every run (measured, one process:
+    # the mirrored run 41 s -> 28 s CPU, a resumable run 12.8 s -> 9.0 s).
     return T.LongformerConfig(
-        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-        max_position_embeddings=130, attention_window=[4, 6], type_vocab_size=1, layer_norm_eps=1e-5,
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=24,
+        max_position_embeddings=130, attention_window=[4], type_vocab_size=1, layer_norm_eps=1e-5,
         num_labels=3, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
         global_buckets=[],  # as helpers.tiny_config_dict: no bucket path to trace
     )

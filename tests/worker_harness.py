@@ -14,8 +14,9 @@ from helpers import package_parent
 
 WORKER = os.path.join(os.path.dirname(__file__), "training_worker.py")
 ROOT = package_parent()
-# Seconds per process: a hang fails the test, not a slow machine. A run takes 10-90 s on an idle two-core machine
-# (the MirroredStrategy run about 90 s on TensorFlow 2.16); in CI it shares the cores with three pytest processes.
+# Seconds per process: a hang fails the test, not a slow machine. A run took 8-30 s on a two-core machine
+# (TensorFlow 2.21, the one-layer config; the MirroredStrategy run is the longest, and took about 90 s on TensorFlow
+# 2.16 with two layers); in CI it shares the cores with three pytest processes.
 TIMEOUT = 600
 
 
