@@ -47,14 +47,18 @@ def make_model(task, seed=0, **overrides):
 _EXPORTS: dict = {}
 
 
-def export_all_heads(root):
-    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients)."""
+def export_all_heads(root, on_export=None):
+    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients).
+
+    `on_export(task, model, export_dir)` is called for each head as soon as it is exported (at once for the heads
+    exported earlier in the session), so that test_export's loader process can start on it while the rest export.
+    """
     root = os.fspath(root)
-    if root not in _EXPORTS:
-        result = {}
-        for i, task in enumerate(HEADS):
+    result = _EXPORTS.setdefault(root, {})
+    for i, task in enumerate(HEADS):
+        if task not in result:
             # Two layers with different windows (per-layer padding, attention widths) where every signature is
-            # checked; one layer elsewhere, which halves the graph each loader process has to load and optimise.
+            # checked; one layer elsewhere, which halves the graph the loaders have to load and optimise.
             model = make_model(task, seed=i, **({} if task in EXTRAS_HEADS else SMALL))
             path = os.path.join(root, task, "1")  # TF Serving's <base>/<version>/
             # Every signature for two heads (multiple choice reshapes its extras); the two main ones elsewhere,
@@ -64,8 +68,9 @@ def export_all_heads(root):
                                signatures=None if full else ["serving_default", "auto_global"])
             assert out == path
             result[task] = (model, path)
-        _EXPORTS[root] = result
-    return _EXPORTS[root]
+        if on_export is not None:
+            on_export(task, *result[task])
+    return result
 
 
 def make_inputs(task, rng, batch, length, n_global):

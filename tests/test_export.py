@@ -1,12 +1,14 @@
 """SavedModel export for TF Serving, checked the way the server loads it.
 
-Each of the six heads is exported ONCE (`model.export`, tiny config, random weights). Three fresh processes in
-which `keras` and `tf_longformer` cannot be imported (a `sitecustomize` import blocker) load every export:
-`tf.saved_model.load`, the TF1 SavedModelBundle-style loader (`tf.compat.v1.saved_model.loader.load` in a
-Session, fed and fetched by the signature's tensor names: TF Serving's C++ contract), and `saved_model_cli run`.
-Their outputs must equal the Keras model's within 1e-5 at three sequence lengths (none traced: the signatures
-are traced symbolically, with no length; 5 is below the largest window, 41 above it, both need internal padding,
-24 does not) and two batch sizes, with and without global tokens, for every head.
+Each of the six heads is exported ONCE (`model.export`, tiny config, random weights). A fresh process in which
+`keras` and `tf_longformer` cannot be imported (a `sitecustomize` import blocker) loads every export with three
+loaders: `tf.saved_model.load`, the TF1 SavedModelBundle-style loader (`tf.compat.v1.saved_model.loader.load` in a
+Session of its own Graph, fed and fetched by the signature's tensor names: TF Serving's C++ contract), and
+`saved_model_cli run` (which loads the export anew on every call); it also runs `saved_model_cli show`. The
+process starts before the first export and takes each head as soon as it is exported. Its outputs must equal the
+Keras model's within 1e-5 at three sequence lengths (none traced: the signatures are traced symbolically, with no
+length; 5 is below the largest window, 41 above it, both need internal padding, 24 does not) and two batch sizes,
+with and without global tokens, for every head.
 
 `TF_LONGFORMER_FULL_EXPORT_CHECK=1` also runs the whole case matrix through `saved_model_cli run` (slow: the CLI
 reloads the model for every call); by default it runs one mixed case per head and signature.
@@ -51,8 +53,8 @@ from export_harness import (  # shared with test_serving_clients.py
 )
 
 
-# ------------------------------------------------------------------------------------------- the loaders
-# Installed as `sitecustomize` in the loader processes: `import keras` / `import tf_longformer` (and any submodule)
+# ------------------------------------------------------------------------------------------- the loader
+# Installed as `sitecustomize` in the loader process: `import keras` / `import tf_longformer` (and any submodule)
 # fail there, and `importlib.util.find_spec` reports them absent, which TensorFlow's own import handles.
 BLOCKER = textwrap.dedent('''
     import sys
@@ -60,10 +62,15 @@ BLOCKER = textwrap.dedent('''
         sys.modules[_name] = None
 ''')
 
+# One process runs every loader: importing TensorFlow costs several seconds a process, and the process starts
+# before the first export, so that import, and each head's loads, overlap the exports that follow. The three
+# loaders share nothing but the import: the TF2 loader loads each export eagerly, the TF1 loader into a tf.Graph
+# of its own, and `saved_model_cli run` into the Graph it makes on every call (from its default flags each time).
+# A loader that fails on a head is recorded (with its traceback) for that mode and head; the rest go on.
 LOADER = textwrap.dedent('''
-    import json, os, sys
+    import contextlib, io, json, os, sys, time, traceback
     import numpy as np
-    mode, manifest_path, report_path = sys.argv[1:4]
+    plan_path, report_path = sys.argv[1:3]
     for name in ("keras", "tf_longformer"):
         try:
             __import__(name)
@@ -72,68 +79,99 @@ LOADER = textwrap.dedent('''
         else:
             raise SystemExit(f"{name} is importable: the blocker did not work")
     import tensorflow as tf
+    from absl import flags
+    from tensorflow.python.tools import saved_model_cli
 
-    jobs = json.load(open(manifest_path))
-    report = {"signatures": {}}
+    plan = json.load(open(plan_path))
+    report = {"signatures": {}, "errors": {}, "seconds": {}}
+    parent = os.getppid()
 
     def save(path, outputs):
         np.savez(path, **{k: np.asarray(v) for k, v in outputs.items()})
 
-    by_dir = {}
-    for job in jobs:
-        by_dir.setdefault(job["dir"], []).append(job)
+    def wait_for(path):
+        """The manifest of a head appears (atomically) once the test process has exported it."""
+        deadline = time.monotonic() + plan["timeout"]
+        while not os.path.exists(path):
+            if os.getppid() != parent or time.monotonic() > deadline:
+                raise SystemExit(f"gave up waiting for {path} (the test process is gone or too slow)")
+            time.sleep(0.05)
 
-    if mode == "tf2":
-        for d, dir_jobs in by_dir.items():
-            loaded = tf.saved_model.load(d)
-            for job in dir_jobs:
-                x = dict(np.load(job["inputs"]))
-                fn = loaded.signatures[job["signature"]]
-                args = {k: tf.constant(x[k]) for k in fn.structured_input_signature[1]}
-                if job.get("expect_error"):
-                    try:
-                        fn(**args)
-                        message = None
-                    except tf.errors.InvalidArgumentError as e:
-                        message = e.message
-                    json.dump({"error": message}, open(job["out"], "w"))
-                    continue
-                out = {k: v.numpy() for k, v in fn(**args).items()}
-                if job["signature"] == "serving_default":  # Keras' endpoint name answers the same
-                    again = loaded.serve(**args)
-                    assert all(np.array_equal(out[k], again[k].numpy()) for k in out), "serve != serving_default"
-                save(job["out"], out)
-    elif mode == "tf1":
-        for d, dir_jobs in by_dir.items():
-            graph = tf.Graph()
-            with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
-                meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], d)
-                report["signatures"][d] = {
-                    name: {"inputs": {k: [tf.dtypes.as_dtype(v.dtype).name, [x.size for x in v.tensor_shape.dim]]
-                                      for k, v in sig.inputs.items()},
-                           "outputs": sorted(sig.outputs)}
-                    for name, sig in meta.signature_def.items()}
-                for job in dir_jobs:
-                    x = dict(np.load(job["inputs"]))
-                    sig = meta.signature_def[job["signature"]]
-                    feed = {sig.inputs[k].name: x[k] for k in sig.inputs}
-                    fetch = {k: v.name for k, v in sig.outputs.items()}
-                    save(job["out"], sess.run(fetch, feed))
-    elif mode == "cli":
-        from tensorflow.python.tools import saved_model_cli
+    def run_tf2(d, jobs):
+        loaded = tf.saved_model.load(d)
         for job in jobs:
             x = dict(np.load(job["inputs"]))
+            fn = loaded.signatures[job["signature"]]
+            args = {k: tf.constant(x[k]) for k in fn.structured_input_signature[1]}
+            if job.get("expect_error"):
+                try:
+                    fn(**args)
+                    message = None
+                except tf.errors.InvalidArgumentError as e:
+                    message = e.message
+                json.dump({"error": message}, open(job["out"], "w"))
+                continue
+            out = {k: v.numpy() for k, v in fn(**args).items()}
+            if job["signature"] == "serving_default":  # Keras' endpoint name answers the same
+                again = loaded.serve(**args)
+                assert all(np.array_equal(out[k], again[k].numpy()) for k in out), "serve != serving_default"
+            save(job["out"], out)
+
+    def run_tf1(d, jobs):
+        graph = tf.Graph()
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], d)
+            report["signatures"][d] = {
+                name: {"inputs": {k: [tf.dtypes.as_dtype(v.dtype).name, [x.size for x in v.tensor_shape.dim]]
+                                  for k, v in sig.inputs.items()},
+                       "outputs": sorted(sig.outputs)}
+                for name, sig in meta.signature_def.items()}
+            for job in jobs:
+                x = dict(np.load(job["inputs"]))
+                sig = meta.signature_def[job["signature"]]
+                feed = {sig.inputs[k].name: x[k] for k in sig.inputs}
+                fetch = {k: v.name for k, v in sig.outputs.items()}
+                save(job["out"], sess.run(fetch, feed))
+
+    def saved_model_cli_command(*args):
+        """`saved_model_cli ARGS`: the console script's entry point, from the default flags as a fresh command."""
+        flags.FLAGS.unparse_flags()
+        sys.argv = ["saved_model_cli", *args]
+        try:
+            saved_model_cli.main()
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                raise RuntimeError(f"saved_model_cli {' '.join(args)} exited with {e.code}") from None
+
+    def run_cli(d, jobs):
+        for job in jobs:
             names = job["input_names"]
             outdir = job["out"] + ".d"
-            sys.argv = ["saved_model_cli", "run", "--dir", job["dir"], "--tag_set", "serve", "--signature_def",
-                        job["signature"], "--inputs", ";".join(f"{k}={job['inputs']}[{k}]" for k in names),
-                        "--outdir", outdir, "--overwrite"]
-            try:
-                saved_model_cli.main()
-            except SystemExit as e:
-                if e.code not in (None, 0):
-                    raise
+            saved_model_cli_command(
+                "run", "--dir", job["dir"], "--tag_set", "serve", "--signature_def", job["signature"],
+                "--inputs", ";".join(f"{k}={job['inputs']}[{k}]" for k in names), "--outdir", outdir, "--overwrite")
             save(job["out"], {f[:-4]: np.load(os.path.join(outdir, f)) for f in os.listdir(outdir)})
+
+    def run_show(d, show):
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            saved_model_cli_command("show", "--dir", d, "--tag_set", "serve", "--signature_def", show)
+        report["show"] = text.getvalue()
+
+    for head in plan["heads"]:
+        wait_for(head["manifest"])
+        manifest = json.load(open(head["manifest"]))
+        d = manifest["dir"]
+        steps = [(mode, fn, manifest[mode]) for mode, fn in (("tf2", run_tf2), ("tf1", run_tf1), ("cli", run_cli))]
+        if manifest.get("show"):
+            steps.append(("show", run_show, manifest["show"]))
+        for mode, fn, arg in steps:
+            start = time.monotonic()
+            try:
+                fn(d, arg)
+            except Exception:
+                report["errors"][f"{mode} {head['task']}"] = traceback.format_exc()
+            report["seconds"][f"{mode} {head['task']}"] = round(time.monotonic() - start, 2)
     report["blocked_but_loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tf_longformer")
                                           and sys.modules[m] is not None)
     for name in ("keras", "tf_longformer"):  # still blocked at the end
@@ -146,21 +184,24 @@ LOADER = textwrap.dedent('''
     json.dump(report, open(report_path, "w"))
 ''')
 
+LOADER_TIMEOUT = 900  # seconds: for a manifest to appear, and for the process to finish once a test waits on it
+
 
 def _loader_env(block_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env["PYTHONPATH"] = block_dir  # only the blocker: neither the worktree nor tests/ are on the path
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    # Tiny graphs: one thread each (several of these processes run at once, on shared cores).
+    # Tiny graphs: one thread (the process runs beside the test process, which exports meanwhile, on shared cores).
     env.update(OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return env
 
 
 class LoaderRuns:
-    """Writes the cases, starts the three loader processes together, and holds the expected outputs."""
+    """Starts the loader process at once, writes each head's cases and jobs (`add_head`) as soon as the head is
+    exported, and reads the process's report. `jobs[mode]`: every job of a mode; `cases[(task, case)]`: inputs."""
 
-    def __init__(self, root, exports):
+    def __init__(self, root):
         self.root = root
         self.block_dir = os.path.join(root, "blocker")
         os.makedirs(self.block_dir, exist_ok=True)
@@ -171,37 +212,52 @@ class LoaderRuns:
             f.write(LOADER)
         self.jobs = {"tf2": [], "tf1": [], "cli": []}
         self.cases = {}
-        for i, task in enumerate(HEADS):
-            model, path = exports[task]
-            for case, x in case_matrix(task, i).items():
-                npz = os.path.join(root, f"{task}-{case}.npz")
-                np.savez(npz, **x)
-                self.cases[(task, case)] = (x, npz)
-                for signature in ("serving_default", "auto_global"):
-                    for mode in ("tf2", "tf1"):
-                        self._job(mode, task, case, signature, path, npz)
-                    # saved_model_cli reloads the model on every call: one mixed case per head unless asked for all.
-                    if FULL_CLI or (case == "L41_B3_mixed" and signature == "serving_default"):
-                        self._job("cli", task, case, signature, path, npz)
-                if case in ("L24_B3_global", "L41_B2_manyglobal"):
-                    for signature in EXTRA_SIGNATURE_CHECKS.get(task, ()):
-                        self._job("tf2", task, case, signature, path, npz)
-        model, path = exports["question_answering"]
-        for name, (signature, x, _) in bad_inputs().items():
-            npz = os.path.join(root, f"bad-{name}.npz")
+        self.report = None
+        plan = {"heads": [{"task": task, "manifest": self._manifest(task)} for task in HEADS],
+                "timeout": LOADER_TIMEOUT}
+        with open(os.path.join(root, "plan.json"), "w") as f:
+            json.dump(plan, f)
+        self.log = os.path.join(root, "loader.log")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, script, os.path.join(root, "plan.json"), os.path.join(root, "report.json")],
+                cwd=self.block_dir, env=_loader_env(self.block_dir), stdout=log, stderr=subprocess.STDOUT)
+
+    def _manifest(self, task):
+        return os.path.join(self.root, f"manifest-{task}.json")
+
+    def add_head(self, task, model, path):
+        """Writes the head's cases and jobs, then its manifest (atomically): the loader process starts on it."""
+        i = HEADS.index(task)
+        head = {"dir": path, "tf2": [], "tf1": [], "cli": []}
+        for case, x in case_matrix(task, i).items():
+            npz = os.path.join(self.root, f"{task}-{case}.npz")
             np.savez(npz, **x)
-            self.jobs["tf2"].append({"dir": path, "signature": signature, "inputs": npz, "task": "question_answering",
-                                     "case": f"bad-{name}", "expect_error": True,
-                                     "out": os.path.join(root, f"out-bad-{name}.json")})
-        self.procs = {}
-        for mode, jobs in self.jobs.items():
-            manifest = os.path.join(root, f"{mode}.json")
-            with open(manifest, "w") as f:
-                json.dump(jobs, f)
-            self.procs[mode] = subprocess.Popen(
-                [sys.executable, script, mode, manifest, os.path.join(root, f"{mode}-report.json")],
-                cwd=self.block_dir, env=_loader_env(self.block_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.results = {}
+            self.cases[(task, case)] = (x, npz)
+            for signature in ("serving_default", "auto_global"):
+                for mode in ("tf2", "tf1"):
+                    head[mode].append(self._job(mode, task, case, signature, path, npz))
+                # saved_model_cli reloads the model on every call: one mixed case per head unless asked for all.
+                if FULL_CLI or (case == "L41_B3_mixed" and signature == "serving_default"):
+                    head["cli"].append(self._job("cli", task, case, signature, path, npz))
+            if case in ("L24_B3_global", "L41_B2_manyglobal"):
+                for signature in EXTRA_SIGNATURE_CHECKS.get(task, ()):
+                    head["tf2"].append(self._job("tf2", task, case, signature, path, npz))
+        if task == "question_answering":
+            for name, (signature, x, _) in bad_inputs().items():
+                npz = os.path.join(self.root, f"bad-{name}.npz")
+                np.savez(npz, **x)
+                head["tf2"].append({"dir": path, "signature": signature, "inputs": npz, "task": task,
+                                    "case": f"bad-{name}", "expect_error": True,
+                                    "out": os.path.join(self.root, f"out-bad-{name}.json")})
+        if task == "multiple_choice":
+            head["show"] = "serving_default"  # `saved_model_cli show` of this export's default signature
+        for mode in self.jobs:
+            self.jobs[mode] += head[mode]
+        manifest = self._manifest(task)
+        with open(manifest + ".tmp", "w") as f:
+            json.dump(head, f)
+        os.replace(manifest + ".tmp", manifest)
 
     def _job(self, mode, task, case, signature, path, npz):
         takes_global = not signature.startswith("auto_global")
@@ -210,18 +266,42 @@ class LoaderRuns:
         if signature.endswith("_int64"):
             inputs = npz[:-4] + "-int64.npz"
             np.savez(inputs, **{k: v.astype(np.int64) for k, v in np.load(npz).items()})
-        self.jobs[mode].append({"dir": path, "signature": signature, "inputs": inputs, "input_names": names,
-                                "task": task, "case": case,
-                                "out": os.path.join(self.root, f"out-{mode}-{task}-{case}-{signature}.npz")})
+        return {"dir": path, "signature": signature, "inputs": inputs, "input_names": names, "task": task,
+                "case": case, "out": os.path.join(self.root, f"out-{mode}-{task}-{case}-{signature}.npz")}
 
-    def result(self, mode):
-        if mode not in self.results:
-            out, _ = self.procs[mode].communicate(timeout=900)
-            text = out.decode("utf-8", "replace")
-            assert self.procs[mode].returncode == 0, f"the {mode} loader process failed:\n{text[-6000:]}"
-            with open(os.path.join(self.root, f"{mode}-report.json")) as f:
-                self.results[mode] = json.load(f)
-        return self.results[mode]
+    def compute_expected(self, exports):
+        """The Keras outputs every job is compared with (cached in export_harness), while the loader runs."""
+        for mode, jobs in self.jobs.items():
+            for job in jobs:
+                if not job.get("expect_error"):
+                    model, _ = exports[job["task"]]
+                    x, _ = self.cases[(job["task"], job["case"])]
+                    keras_expected(model, job["task"], job["signature"].removesuffix("_int64"), x,
+                                   key=(id(model), job["case"]))
+
+    def result(self):
+        """The loader process's report, once it has finished (it must exit cleanly)."""
+        if self.report is None:
+            try:
+                self.proc.wait(timeout=LOADER_TIMEOUT)
+            finally:
+                self.close()
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            assert self.proc.returncode == 0, f"the loader process failed:\n{text[-6000:]}"
+            with open(os.path.join(self.root, "report.json")) as f:
+                self.report = json.load(f)
+        return self.report
+
+    def check(self, mode, task):
+        """Fails with the loader's traceback if `mode` failed on `task`'s export."""
+        error = self.result()["errors"].get(f"{mode} {task}")
+        assert error is None, f"the {mode} loader failed on {task}:\n{error}"
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -230,17 +310,20 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loaders(tmp_path_factory, exports):
-    runs = LoaderRuns(str(tmp_path_factory.mktemp("loaders")), exports)
-    yield runs
-    for p in runs.procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+def loaders(tmp_path_factory):
+    """The loader process, started first and fed each export as it is made; the Keras expectations are computed
+    while it runs."""
+    runs = LoaderRuns(str(tmp_path_factory.mktemp("loaders")))
+    try:
+        exported = export_all_heads(tmp_path_factory.getbasetemp() / "shared-exports", on_export=runs.add_head)
+        runs.compute_expected(exported)
+        yield runs
+    finally:
+        runs.close()
 
 
 def _check_mode(loaders, exports, mode, task):
-    loaders.result(mode)
+    loaders.check(mode, task)
     model, _ = exports[task]
     jobs = [j for j in loaders.jobs[mode] if j["task"] == task and not j.get("expect_error")]
     assert jobs
@@ -277,15 +360,17 @@ def test_saved_model_cli_run_matches_keras(loaders, exports, task):
         assert lengths == set(LENGTHS) and batches >= set(BATCHES)
 
 
-def test_loader_processes_had_no_keras_and_no_tf_longformer(loaders):
-    for mode in ("tf2", "tf1", "cli"):
-        assert loaders.result(mode)["blocked_but_loaded"] == [], mode
+def test_loader_process_had_no_keras_and_no_tf_longformer(loaders):
+    """The one process that ran every loader (tf2, tf1, cli, show): checked after all of them."""
+    assert loaders.result()["blocked_but_loaded"] == []
 
 
 @pytest.mark.parametrize("task", HEADS)
 def test_signature_defs_are_named_int_and_dynamic(loaders, exports, task):
     """What TF Serving sees: every signature's inputs by name, int32 (or int64 twins), every dimension -1."""
-    report = loaders.result("tf1")["signatures"][exports[task][1]]
+    signatures = loaders.result()["signatures"]  # read by the TF1 loader, before its jobs
+    assert exports[task][1] in signatures, f"the tf1 loader did not load {task}:\n{loaders.result()['errors']}"
+    report = signatures[exports[task][1]]
     report.pop("__saved_model_init_op", None)  # TF's own restore op, in every TF2 SavedModel
     rank = 3 if task == "multiple_choice" else 2
     head = sorted(serving.HEAD_OUTPUTS[task])
@@ -306,17 +391,16 @@ def test_signature_defs_are_named_int_and_dynamic(loaders, exports, task):
         assert report["hidden_states"]["outputs"] == sorted(head + ["hidden_states"])
 
 
-def test_saved_model_cli_show_sees_dynamic_named_signature(loaders, exports):
-    """The real `saved_model_cli` command, in a process where keras and tf_longformer cannot be imported."""
-    exe = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    if not os.path.exists(exe):
-        pytest.skip("no saved_model_cli next to this Python")
-    path = exports["multiple_choice"][1]
-    out = subprocess.run([exe, "show", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"],
-                         env=_loader_env(loaders.block_dir), cwd=loaders.block_dir, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    text = out.stdout
+def test_saved_model_cli_show_sees_dynamic_named_signature(loaders):
+    """The real `saved_model_cli` command (the console script's entry point, called in the loader process, where
+    keras and tf_longformer cannot be imported): `show --dir <multiple choice export> --tag_set serve
+    --signature_def serving_default`."""
+    from importlib.metadata import entry_points
+
+    assert [e.value for e in entry_points(group="console_scripts", name="saved_model_cli")] == \
+        ["tensorflow.python.tools.saved_model_cli:main"]  # what the loader calls
+    loaders.check("show", "multiple_choice")
+    text = loaders.result()["show"]
     for name in ("input_ids", "attention_mask", "global_attention_mask"):
         assert f"inputs['{name}'] tensor_info:\n      dtype: DT_INT32\n      shape: (-1, -1, -1)" in text, text
     assert "outputs['logits'] tensor_info:\n      dtype: DT_FLOAT\n      shape: (-1, -1)" in text, text
@@ -326,8 +410,8 @@ def test_saved_model_cli_show_sees_dynamic_named_signature(loaders, exports):
 def test_the_cases_can_fail(loaders, exports):
     """Guards the comparisons: in the loaders' own outputs, global tokens change the numbers, and `auto_global`
     (the head's rule) differs from no global attention for the heads that have a rule."""
-    loaders.result("tf2")
     for task in HEADS:
+        loaders.check("tf2", task)
         out = {(j["case"], j["signature"]): dict(np.load(j["out"])) for j in loaders.jobs["tf2"]
                if j["task"] == task and not j.get("expect_error")}
         key = serving.HEAD_OUTPUTS[task][0]
@@ -370,7 +454,7 @@ def bad_inputs():
 @pytest.mark.parametrize("name", sorted(bad_inputs()))
 def test_bad_inputs_fail_with_a_message(loaders, name):
     """Checked in the keras-free tf2 loader process: what TF Serving would send back to the client."""
-    loaders.result("tf2")
+    loaders.check("tf2", "question_answering")
     with open(next(j["out"] for j in loaders.jobs["tf2"] if j["case"] == f"bad-{name}")) as f:
         message = json.load(f)["error"]
     expected = bad_inputs()[name][2]
