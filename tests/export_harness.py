@@ -1,12 +1,19 @@
-"""The exports and expectations that test_export.py and test_serving_clients.py share: tiny perturbed models of
-every head exported once per session (`export_all_heads`), the input cases, what each signature must return
-(from the Keras model), and the comparison. Not a test module: the tests import it.
+"""The exports and expectations that test_export.py and test_serving_clients.py share (test_tasks.py reloads the
+exports too): tiny perturbed models of every head exported once per session (`export_all_heads`; once for all
+pytest-xdist workers), the input cases, what each signature must return (from the Keras model), and the
+comparison. Not a test module: the tests import it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+
+try:
+    import fcntl
+except ImportError:  # no file locks (Windows): each process exports for itself
+    fcntl = None
 
 import numpy as np
 
@@ -47,26 +54,56 @@ def make_model(task, seed=0, **overrides):
 _EXPORTS: dict = {}
 
 
+def _session_dir(root):
+    """pytest-xdist gives every worker a basetemp of its own (`<session basetemp>/popen-<worker>`): the exports are
+    made in the session's, where the other workers find them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    parent, name = os.path.split(os.fspath(root))
+    if fcntl is not None and worker and os.path.basename(parent) == f"popen-{worker}":
+        return os.path.join(os.path.dirname(parent), name)
+    return os.fspath(root)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """One process at a time makes (or reads) an export; the lock goes with the process if it dies."""
+    with open(path, "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def export_all_heads(root, on_export=None):
-    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients).
+    """`{task: (model, export_dir)}`, exported once per test session (shared with test_serving_clients and
+    test_tasks): a process whose worker did not make an export rebuilds the same model from the weights saved
+    beside it (in `<root>/.weights/`) and uses the export as it is.
 
     `on_export(task, model, export_dir)` is called for each head as soon as it is exported (at once for the heads
     exported earlier in the session), so that test_export's loader process can start on it while the rest export.
     """
-    root = os.fspath(root)
+    root = _session_dir(root)
     result = _EXPORTS.setdefault(root, {})
+    os.makedirs(os.path.join(root, ".weights"), exist_ok=True)
     for i, task in enumerate(HEADS):
         if task not in result:
             # Two layers with different windows (per-layer padding, attention widths) where every signature is
             # checked; one layer elsewhere, which halves the graph the loaders have to load and optimise.
             model = make_model(task, seed=i, **({} if task in EXTRAS_HEADS else SMALL))
             path = os.path.join(root, task, "1")  # TF Serving's <base>/<version>/
-            # Every signature for two heads (multiple choice reshapes its extras); the two main ones elsewhere,
-            # to keep the tests fast (each signature is one more graph to trace, save, load and instantiate).
-            full = task in EXTRAS_HEADS
-            out = model.export(path, tokenizer=TOKENIZER_DIR, int64=full,
-                               signatures=None if full else ["serving_default", "auto_global"])
-            assert out == path
+            weights = os.path.join(root, ".weights", f"{task}.weights.h5")  # written once the export is complete
+            with _locked(os.path.join(root, ".weights", f"{task}.lock")):
+                if os.path.exists(weights):  # exported by another process of this session: its model, exactly
+                    model.load_weights(weights)
+                else:
+                    # Every signature for two heads (multiple choice reshapes its extras); the two main ones
+                    # elsewhere, to keep the tests fast (each signature is one more graph to trace, save, load
+                    # and instantiate).
+                    full = task in EXTRAS_HEADS
+                    out = model.export(path, tokenizer=TOKENIZER_DIR, int64=full,
+                                       signatures=None if full else ["serving_default", "auto_global"])
+                    assert out == path
+                    model.save_weights(weights[:-len(".weights.h5")] + ".tmp.weights.h5")
+                    os.replace(weights[:-len(".weights.h5")] + ".tmp.weights.h5", weights)
             result[task] = (model, path)
         if on_export is not None:
             on_export(task, *result[task])
