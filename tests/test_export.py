@@ -397,8 +397,8 @@ def test_saved_model_cli_show_sees_dynamic_named_signature(loaders):
     --signature_def serving_default`."""
     from importlib.metadata import entry_points
 
-    assert [e.value for e in entry_points(group="console_scripts", name="saved_model_cli")] == \
-        ["tensorflow.python.tools.saved_model_cli:main"]  # what the loader calls
+    assert {e.value for e in entry_points(group="console_scripts", name="saved_model_cli")} == \
+        {"tensorflow.python.tools.saved_model_cli:main"}  # what the loader calls
     loaders.check("show", "multiple_choice")
     text = loaders.result()["show"]
     for name in ("input_ids", "attention_mask", "global_attention_mask"):
