@@ -253,6 +253,19 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         if auto_metrics:
             saved["metrics"] = "auto"
 
+    def make_train_function(self, force=False):
+        """Keras' training function, with the model and the optimizer built BEFORE it is first traced.
+
+        Without a distribution strategy, Keras (TF backend) builds both inside the first trace of the training
+        step; variables created there make `tf.function` trace the whole step a second time. Built first, it is
+        traced once: the first `fit` of the tiny test model took 18.0 s of CPU, 9.2 s built first (2 cores, under
+        load). Under a strategy Keras builds them itself, in its scope, before tracing."""
+        if (self.train_function is None or force) and self.optimizer is not None and not self.optimizer.built \
+                and getattr(self, "_distribute_strategy", None) is None:
+            self.build()
+            self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     def compile_from_config(self, config):
         # Keras skips `compile()` when loading a model whose `compile` is overridden; ours takes the same config.
         config = keras.saving.deserialize_keras_object(config)
