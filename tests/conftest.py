@@ -35,36 +35,25 @@ if os.environ.get("TF_LONGFORMER_EXPECT_INSTALLED"):
 MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
 
 
-# pytest-xdist (`-n auto --dist loadgroup`, setup.cfg) sends one `xdist_group` to one worker. Every test module is a
-# group of its own, so its module-scoped fixtures (the checkpoints and exports built once per module) are built once;
-# modules that share a session cache are one group, so the cache is built once: the six SavedModel exports
-# (`export_harness.export_all_heads`) and the PyTorch reference checkpoints (the `references` fixture).
-SHARED_SESSION_CACHES = {
-    "test_export.py": "exports", "test_serving_clients.py": "exports",
-    "test_parity.py": "references", "test_tasks.py": "references",
-}
-# The longest groups (measured, one run on 2 cores) start first, so that no long group starts last and runs alone.
-LONGEST_FIRST = ["02_fine_tune_long_document_classifier.ipynb", "test_training.py", "exports", "test_cli.py",
-                 "test_distributed.py", "test_attention_paths.py", "test_readme.py", "references",
+# pytest-xdist (`-n auto --dist loadfile`, setup.cfg) runs each test module whole on one worker, so its
+# module-scoped fixtures (the checkpoints and exports built once per module) are built once. Not `loadgroup`:
+# with pytest 9.2 and pytest-xdist 3.8 its groups are ignored (pytest-dev/pytest-xdist#1386: xdist writes the group
+# into `item._nodeid`, which pytest 9.2 no longer reads), so every module was spread over both workers and each
+# built its fixtures twice. The six SavedModel exports are shared by three modules across workers through files
+# (`export_harness.export_all_heads`); the PyTorch reference checkpoints (`references`) are made per worker.
+# The longest modules (measured, one run on 2 cores) start first, so that no long module starts last and runs alone.
+LONGEST_FIRST = ["02_fine_tune_long_document_classifier.ipynb", "test_training.py", "test_export.py", "test_cli.py",
+                 "test_distributed.py", "test_attention_paths.py", "test_readme.py", "test_tasks.py",
                  "test_fault_tolerance.py", "01_quickstart.ipynb", "03_export_and_serving.ipynb"]
 
 
-def xdist_group_of(path) -> str:
-    name = os.path.basename(str(path))
-    return SHARED_SESSION_CACHES.get(name, name)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
 def pytest_collection_modifyitems(config, items):
-    rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item.path)))
-    # A stable sort: within a group, and among the groups not listed, the collection order stays.
-    items.sort(key=lambda item: rank.get(xdist_group_of(item.path), len(rank)))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    # A stable sort: within a module, and among the modules not listed, the collection order stays.
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "xdist_group(name): the pytest-xdist group (set for every test by conftest.py)")
     config.addinivalue_line(
         "markers",
         "reference: needs the PyTorch reference (torch and/or transformers): parity, PyTorch round trips, "
