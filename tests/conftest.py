@@ -43,7 +43,9 @@ if os.environ.get("TF_LONGFORMER_EXPECT_INSTALLED"):
 MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
 
 
-# pytest-xdist (`-n auto --dist loadfile`, setup.cfg) runs each test module whole on one worker, so its
+# pytest-xdist (`-n auto --dist loadfile --no-loadscope-reorder`, setup.cfg) runs each test module whole on one
+# worker, in the order below (without `--no-loadscope-reorder`, xdist 3.8 hands out the modules with the most tests
+# first, which left the three notebooks, one test each, to run last and together), so its
 # module-scoped fixtures (the checkpoints and exports built once per module) are built once. Not `loadgroup`:
 # with pytest 9.2 and pytest-xdist 3.8 its groups are ignored (pytest-dev/pytest-xdist#1386: xdist writes the group
 # into `item._nodeid`, which pytest 9.2 no longer reads), so every module was spread over both workers and each
@@ -68,12 +70,12 @@ def pytest_collection_modifyitems(config, items):
 # Grappler, TensorFlow's graph optimizer, runs when a traced function is first called and costs about as much as
 # the trace itself for the tiny test models (test_smoke + test_tasks, `-n 0`: 155 s with it, 132 s without, 2 AMD
 # EPYC cores). It is off in the test processes except in the modules below, whose subject is the graph users run:
-# the PyTorch parity, the SavedModel exports and their servers, the distribution strategies, and test_grappler.py,
+# the PyTorch parity, the SavedModel exports (whose loader process runs TensorFlow's defaults, as TF Serving does; the
+# stand-in server of test_serving_clients.py, which tests the clients, does not), the distribution strategies, and test_grappler.py,
 # which checks that the optimized graphs of every attention path give the unoptimized graphs' outputs and
 # gradients. The training workers (training_worker.py) follow their module's setting through the environment; the
 # other subprocesses (CLI, notebooks, README commands, the export loader) run with TensorFlow's defaults, Grappler on.
-GRAPPLER_MODULES = {"test_parity.py", "test_export.py", "test_serving_clients.py", "test_distributed.py",
-                    "test_grappler.py"}
+GRAPPLER_MODULES = {"test_parity.py", "test_export.py", "test_distributed.py", "test_grappler.py"}
 
 
 @pytest.fixture(autouse=True, scope="module")
