@@ -1,7 +1,7 @@
 """Grappler, TensorFlow's graph optimizer, is off in most test modules to save time (conftest.py,
 `GRAPPLER_MODULES`). Users run with it on: here the optimized graph of a model's forward pass and gradients, on
-every attention path (the blocked band at an unknown length, no global token, global rows folded and unfolded, the
-full-length fallback), gives the unoptimized graph's numbers."""
+every attention path (the dense band at a static length, the blocked band at an unknown length; no global token,
+global rows folded and unfolded, the full-length fallback), gives the unoptimized graph's numbers."""
 
 import numpy as np
 import pytest
@@ -11,9 +11,10 @@ import tf_longformer as T
 from conftest import random_batch, tiny_config
 
 
-def _step(model):
-    spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("input_ids", "attention_mask", "global_attention_mask")}
-    spec["labels"] = tf.TensorSpec([None], tf.int32)
+def _step(model, shape):
+    """A forward and gradient step traced for `shape`: a static length takes the dense band, `None` the blocked one."""
+    spec = {k: tf.TensorSpec(shape, tf.int32) for k in ("input_ids", "attention_mask", "global_attention_mask")}
+    spec["labels"] = tf.TensorSpec(shape[:1], tf.int32)
 
     @tf.function(input_signature=[spec])
     def step(batch):
@@ -39,8 +40,8 @@ def test_the_optimized_graph_equals_the_unoptimized_one(grappler):
         for on in (True, False):
             tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not on})
             assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False) is (not on)
-            step = _step(model)  # a fresh function: the options apply when a function is first instantiated
-            results[on] = [step(b) for b in batches]
+            # Fresh functions: the options apply when a function is first instantiated.
+            results[on] = [step(b) for step in (_step(model, [3, 37]), _step(model, [None, None])) for b in batches]
     finally:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
     for i, ((logits_a, loss_a, grads_a), (logits_b, loss_b, grads_b)) in enumerate(zip(results[True], results[False])):
