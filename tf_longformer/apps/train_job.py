@@ -841,7 +841,8 @@ class Trainer:
 def write_plot(rep: dict, path: str) -> bool:
     """Training curves, accuracy against tokens read and against document length, as one PNG. With several
     seeds: curves are the mean over the seeds with their min-max as a band, accuracies the mean with the sample
-    sd as error bars, and each seed's figure as a dot on the length buckets."""
+    min-max as error bars, and each seed's figure as a dot on the length buckets (the sample sd is in the
+    printout and report.json)."""
     try:
         import matplotlib
 
@@ -860,8 +861,8 @@ def write_plot(rep: dict, path: str) -> bool:
     chunk_name = chunk_model_name(s["baseline_length"], s["max_length"])
     names = {"long_model": f"first {s['max_length']} tokens", "short_model": f"first {s['baseline_length']} tokens",
              "chunk_model": chunk_name}
-    seeds_note = (f"; {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): mean, band = min-max, bars = sample sd, "
-                  "dots = each seed" if several else f"; seed {seeds[0]}")
+    seeds_note = (f"; {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): lines and bars = the mean, bands and error bars = "
+                  "min to max, dots = each seed" if several else f"; seed {seeds[0]}")
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; {rep['n_test']} held-out documents"
                  + (f" ({rep['split_note']})" if rep["split_note"] else "") + seeds_note, fontsize=10)
@@ -884,7 +885,7 @@ def write_plot(rep: dict, path: str) -> bool:
         if metric == "accuracy":
             ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
             ax.set(ylim=(0, 1.02))
-        ax.set(title=title, xlabel="epoch")
+        ax.set(title=title, xlabel="epoch", xticks=np.arange(1, len(runs[0]["long_model"]["history"]["loss"]) + 1))
         ax.legend(fontsize=7)
     ax = axes[1, 0]
     for key, label in (("long_model", f"trained on {s['max_length']} tokens"),
@@ -893,11 +894,12 @@ def write_plot(rep: dict, path: str) -> bool:
         if curve:
             xs = [int(n) for n in curve]
             ys = [v["mean"] for v in curve.values()]
-            err = [v["sd"] or 0.0 for v in curve.values()]
+            err = [[v["mean"] - v["min"] for v in curve.values()], [v["max"] - v["mean"] for v in curve.values()]]
             ax.errorbar(xs, ys, yerr=err if several else None, fmt="-o", color=colors[key], capsize=3, label=label)
     if "chunk_model" in acc:
         v = acc["chunk_model"]
-        ax.errorbar([s["max_length"]], [v["mean"]], yerr=[v["sd"] or 0.0] if several else None, fmt="D",
+        ax.errorbar([s["max_length"]], [v["mean"]], yerr=[[v["mean"] - v["min"]], [v["max"] - v["mean"]]] if several
+                    else None, fmt="D",
                     color=colors["chunk_model"], capsize=3, ms=7, label=chunk_name)
     ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
     ax.set_xscale("log", base=2)
@@ -915,8 +917,7 @@ def write_plot(rep: dict, path: str) -> bool:
     for j, key in enumerate(shown, 1):
         pos = x - 0.4 + width / 2 + j * width
         means = [b[key]["mean"] for b in buckets]
-        ax.bar(pos, means, width, color=colors[key], label=names[key],
-               yerr=[b[key]["sd"] or 0.0 for b in buckets] if several else None, capsize=3)
+        ax.bar(pos, means, width, color=colors[key], label=names[key])
         if several:
             for p, b in zip(pos, buckets):
                 ax.plot([p] * len(b[key]["values"]), b[key]["values"], "o", color="black", ms=2.5, alpha=0.7)
