@@ -10,10 +10,15 @@ Union corpus (`tf_longformer.apps.sotu_job`). One run:
    scratch, or from a checkpoint), with the held-out accuracy after every epoch for the curves; `compile()`
    keeps the model's own defaults (loss, accuracy, `LongformerAdamW`) but for the learning rate (a warm-up then
    a cosine decay) and the weight decay;
-4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline;
-5. measures held-out accuracy: majority class, both models at several reading lengths, by document length;
-6. saves the checkpoint (Hugging Face layout + tokenizer, loadable by `pipeline("text-classification")`),
-   exports a SavedModel, reloads it with `tf.saved_model.load` and queries `serving_default`;
+4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline, and on
+   every `baseline_length`-token chunk of the first `max_length` tokens, as the chunk-and-pool baseline (a
+   document predicted by the mean of its chunks' logits: `chunk_document`, `pool_chunk_logits`);
+5. measures held-out accuracy: majority class, the models at several reading lengths, by document length;
+   steps 3-5 run once per seed with `seeds` > 1 (seeds `seed` .. `seed + seeds - 1`; one split and one tokenizer
+   for all), and the figures are summarised as mean, sample sd, min and max (`summarize_seeds`);
+6. saves the checkpoint of the first seed's long model (Hugging Face layout + tokenizer, loadable by
+   `pipeline("text-classification")`), exports a SavedModel, reloads it with `tf.saved_model.load` and queries
+   `serving_default`;
 7. writes `report.json` (every figure) and `report.png` (training curves, accuracy against tokens read and
    against document length) and prints the figures.
 """
