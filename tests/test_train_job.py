@@ -6,6 +6,7 @@ steps."""
 import contextlib
 import io
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -133,7 +134,8 @@ def test_summarize_seeds_sample_sd():
 
 # ------------------------------------------------------------------------------------------------ tiny runs
 def _corpus():
-    """24 documents of 60-200 words, two labels, a fixed split (so runs with other seeds keep it)."""
+    """24 documents of 60-200 words, two labels, a fixed split (so runs with other seeds keep it): 8 held out, 4 of
+    each label."""
     rng = np.random.default_rng(0)
     words = {"sea": "ships ports harbours sailors waves tides", "land": "farms fields wheat barns ploughs hills"}
     texts, labels = [], []
@@ -143,7 +145,7 @@ def _corpus():
         texts.append(" ".join(rng.choice(vocab, size=int(rng.integers(60, 200)))))
         labels.append(label)
     return Corpus(name="tiny", texts=texts, labels=labels, label_names=["land", "sea"],
-                  titles=[f"doc {i}" for i in range(24)], test_mask=np.arange(24) % 4 == 1)
+                  titles=[f"doc {i}" for i in range(24)], test_mask=np.isin(np.arange(24) % 6, [0, 1]))
 
 
 TINY = dict(max_length=128, baseline_length=32, epochs=2, batch_size=6, vocab_size=300, hidden_size=16,
@@ -260,3 +262,23 @@ def test_cli_passes_seeds_and_the_chunk_switch(tmp_path, monkeypatch):
     assert main(["train", "--data", str(data), "--no-chunk-baseline"]) == 0
     assert (seen[0].seeds, seen[0].seed, seen[0].chunk_baseline) == (5, 7, True)
     assert (seen[1].seeds, seen[1].seed, seen[1].chunk_baseline) == (1, 0, False)
+
+
+def test_one_seed_summary_and_plot_with_the_chunk_baseline(two_seeds, tmp_path):
+    """A one-seed run prints each figure alone (no spread), the chunk baseline by its name; its plot draws."""
+    from tf_longformer.apps.train_job import write_plot
+
+    _, report, _ = two_seeds
+    one = dict(report, per_seed=report["per_seed"][:1], seeds=[3],
+               across_seeds=summarize_seeds(report["per_seed"][:1]))
+    trainer = Trainer(_corpus(), Settings(output=str(tmp_path), **TINY))
+    trainer.report = one
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        trainer.print_summary()
+    printed = out.getvalue()
+    acc = report["per_seed"][0]["accuracy"]
+    assert f"Longformer, {chunk_model_name(32, 128)}: {100 * acc['chunk_model']:.1f}%\n" in printed
+    assert re.search(rf"Longformer, first    32 tokens +{100 * acc['short_model']:.1f}%\n", printed), printed
+    assert "±" not in printed and "seeds" not in printed
+    assert write_plot(one, str(tmp_path / "one.png")) and (tmp_path / "one.png").stat().st_size > 10_000
