@@ -866,7 +866,7 @@ def write_plot(rep: dict, path: str) -> bool:
     chunk_name = chunk_model_name(s["baseline_length"], s["max_length"])
     names = {"long_model": f"first {s['max_length']} tokens", "short_model": f"first {s['baseline_length']} tokens",
              "chunk_model": chunk_name}
-    seeds_note = (f"; {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): lines and bars = the mean, bands and error bars = "
+    seeds_note = (f"\n{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): lines and bars = the mean, bands and error bars = "
                   "min to max, dots = each seed" if several else f"; seed {seeds[0]}")
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; {rep['n_test']} held-out documents"
