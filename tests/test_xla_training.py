@@ -81,9 +81,9 @@ def test_xla_gradients_equal_eager_on_every_bucket_path(dropout, monkeypatch):
         mask[1, 21:] = 0
         mask = tf.constant(mask)
         if dropout:
-            monkeypatch.setattr(attention, "RECOMPUTE_STATIC_PATHS", False)
+            monkeypatch.setattr(attention, "RECOMPUTE_GLOBAL_PATHS", "never")
             expected = tf.function(step, jit_compile=True)(hidden, mask)
-            monkeypatch.setattr(attention, "RECOMPUTE_STATIC_PATHS", True)
+            monkeypatch.setattr(attention, "RECOMPUTE_GLOBAL_PATHS", "static")
         else:
             expected = step(hidden, mask)
         got = tf.function(step, jit_compile=True)(hidden, mask)

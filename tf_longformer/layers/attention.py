@@ -42,9 +42,10 @@ from tf_longformer.layers.utils import clone_initializer, serializable
 DEFAULT_GLOBAL_BUCKETS = (16, 128, 512)
 # Tests set this to True to run the static bucket chain (XLA's) in eager and graph mode too.
 STATIC_SLOTS_EVERYWHERE = False
-# The static paths (XLA's) recompute their intermediates in the backward pass (see `_recomputed`); tests turn it
-# off to compare with plain autodiff.
-RECOMPUTE_STATIC_PATHS = True
+# Which global-token paths recompute their intermediates in the backward pass (see `_recomputed`): "static" (the
+# static paths, XLA's: their `tf.cond` gradients would carry every branch's intermediates), "always" or "never"
+# (tests compare with plain autodiff).
+RECOMPUTE_GLOBAL_PATHS = "static"
 # Fast-path tuning, measured on a 2-core AVX-512 CPU (see `tf-longformer bench` and README "Performance").
 DEFAULT_CHUNK_QUERIES = 2048  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
 DEFAULT_DENSE_MAX_LENGTH = 768  # padded lengths up to this use one dense masked product (faster there, measured)
@@ -806,7 +807,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             if isinstance(num_slots, int) and num_slots == 0:
                 return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
             tensors = (q, k, v, band_out, band_lse, hidden)
-            if not (static_paths and RECOMPUTE_STATIC_PATHS):
+            if not (RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")):
                 return with_globals(num_slots, fold, *tensors)
             # Static paths (XLA): each bucket's path recomputes its own intermediates in the backward pass. The
             # gradient of a `tf.cond` carries every intermediate of EVERY branch (zeros for those not taken), and
