@@ -155,10 +155,10 @@ def _name_axes(proto, rank):
                 symbols[dim.dim_param] = name
             dim.ClearField("dim_value")
             dim.dim_param = name
-    for value in proto.graph.output:
-        for dim in value.type.tensor_type.shape.dim:
-            if dim.dim_param in symbols:
-                dim.dim_param = symbols[dim.dim_param]
+    for value in proto.graph.output:  # every output is batch-first; other axes keep the converter's names
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
 
 
 # ---------------------------------------------------------------------------------------------- export
