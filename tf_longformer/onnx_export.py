@@ -245,6 +245,10 @@ def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
                 raise RuntimeError(f"The converted graph has inputs {got_in} and outputs {got_out}; expected "
                                    f"{want_in} and {sorted(outputs)}. Nothing was written.")
             _name_axes(proto, rank)
+            used = {n.domain or "" for n in _nodes(proto.graph)} | {""}
+            kept = [o for o in proto.opset_import if (o.domain or "") in used]  # tf2onnx also declares ai.onnx.ml
+            del proto.opset_import[:]
+            proto.opset_import.extend(kept)
             meta["ir_version"] = proto.ir_version
             props = {**{k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()},
                      "signature": "serving_default" if takes_global else "auto_global"}
