@@ -191,7 +191,8 @@ def test_onnx_files_are_standard_dynamic_and_described(export):
 
 
 def test_the_comparison_fails_for_a_perturbed_model(exports, capsys):
-    """The check can fail: ONNX Runtime's outputs against a Keras model with one weight moved by 1e-3."""
+    """The check can fail: ONNX Runtime's outputs against a Keras model whose global query kernel moved by 1e-2
+    (1e-3 moves these logits by about 8e-5 only, under the tolerance)."""
     export_ = exported(exports, "question_answering", capsys)
     got, _, _ = _ort(export_, "with_global")
     model = export_["model"]
@@ -199,7 +200,7 @@ def test_the_comparison_fails_for_a_perturbed_model(exports, capsys):
     variable = next(v for v in model.weights if "query_global" in v.path and "kernel" in v.path)
     old = variable.numpy()
     try:
-        variable.assign(old + 1e-3)
+        variable.assign(old + 1e-2)
         errors = max_error(got["L41_B3_bucket"], keras_outputs(model, "question_answering", x, auto=False))
     finally:
         variable.assign(old)
