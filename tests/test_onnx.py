@@ -231,21 +231,9 @@ def test_onnx_command_refuses_saved_model_options(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_bench_onnx_implementation_times_onnx_runtime():
-    """`tf-longformer bench --impls onnx`: the worker exports, ONNX Runtime runs in a process of its own."""
+def test_bench_onnx_implementation_is_forward_only():
+    """(test_bench.py times it end to end.)"""
     from tf_longformer.apps import bench
 
-    config = {"vocab_size": 60, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "intermediate_size": 24, "attention_window": 6}
-    result = bench._worker({"impl": "onnx", "mode": "forward", "length": 40, "config": config, "repeats": 2,
-                            "warmup": 0})
-    import onnxruntime
-
-    assert result["onnxruntime"] == onnxruntime.__version__ and len(result["times"]) == 2
-    assert result["export_s"] > 0 and 0 < result["peak_rss_bytes"] < result["export_peak_rss_bytes"]
     with pytest.raises(ValueError, match="forward pass only"):
-        bench._worker({"impl": "onnx", "mode": "train", "length": 40, "config": config})
-    made = [bench._spec_for("onnx", mode, 40, {"batch": 1, "repeats": 1, "warmup": 0, "seed": 0,
-                                                "config": config, "global_tokens": 1, "peer_python": None,
-                                                "peer_script": None}) for mode in ("forward",)]
-    assert made[0][1]["impl"] == "onnx"
+        bench._worker({"impl": "onnx", "mode": "train", "length": 40, "config": {"num_hidden_layers": 1}})

@@ -4,7 +4,7 @@ Started as a file (`python onnx_runtime_bench.py SPEC_JSON`) by the bench worker
 process holds ONNX Runtime and numpy only (its peak memory is ONNX Runtime's, not TensorFlow's): it imports
 nothing from tf_longformer, TensorFlow or Keras. SPEC_JSON: `{"model": path, "inputs": npz path, "warmup": n,
 "repeats": n}`. Prints one line `BENCH_RESULT {json}` with `first_call_s`, `times`, `peak_rss_bytes`,
-`onnxruntime`.
+`rss_after_build_bytes` (after the session is made), `onnxruntime`.
 """
 
 import json
@@ -15,17 +15,22 @@ import time
 RESULT_PREFIX = "BENCH_RESULT "
 
 
-def _peak_rss_bytes():
-    """This process's peak resident memory: VmHWM (Linux), which starts afresh at exec. Not `ru_maxrss`: Linux
-    keeps it across fork and exec, so it would report the exporting worker's peak (that started this process)."""
+def _status_bytes(field):
+    """A memory figure of this process from /proc/self/status (Linux), in bytes; 0 elsewhere."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0
+
+
+def _peak_rss_bytes():
+    """This process's peak resident memory: VmHWM (Linux), which starts afresh at exec. Not `ru_maxrss` where
+    VmHWM exists: Linux keeps it across fork and exec, so it would report the exporting worker's peak."""
+    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main(spec_json):
@@ -34,12 +39,14 @@ def main(spec_json):
     import onnxruntime as ort
 
     session = ort.InferenceSession(spec["model"], providers=["CPUExecutionProvider"])
+    after_build = _status_bytes("VmRSS")
     data = np.load(spec["inputs"])
     feed = {i.name: data[i.name] for i in session.get_inputs()}
     first = session.get_outputs()[0].name
     t0 = time.perf_counter()
     session.run([first], feed)
-    result = {"first_call_s": time.perf_counter() - t0, "onnxruntime": ort.__version__}
+    result = {"first_call_s": time.perf_counter() - t0, "onnxruntime": ort.__version__,
+              "rss_after_build_bytes": after_build}
     for _ in range(int(spec.get("warmup", 1))):
         session.run([first], feed)
     times = []
