@@ -97,8 +97,8 @@ def test_a_worker_over_the_memory_cap_is_killed_and_recorded(tmp_path):
 
 
 def test_end_to_end_tiny_run_with_a_peer(tmp_path):
-    """Our model, its ONNX export in ONNX Runtime and the dense model in fresh processes, a stub peer (the reference's protocol: one failure,
-    one success), and the outputs: JSON, Markdown table, plot."""
+    """Our model, its ONNX export in ONNX Runtime and the dense model in fresh processes, a stub peer (the
+    reference's protocol: one failure, one success), and the outputs: JSON, Markdown table, plot."""
     stub = tmp_path / "peer.py"
     stub.write_text(textwrap.dedent("""
         import json, sys
