@@ -213,6 +213,8 @@ def test_onnx_export_arguments_are_checked(tmp_path):
         model.export(tmp_path / "model", format="onnx")
     with pytest.raises(ValueError, match="`opset` must be an integer from 13 to .*got 9"):
         model.export(tmp_path / "m.onnx", format="onnx", opset=9)
+    with pytest.raises(ValueError, match="`auto_global` must be True or False, got 'no'"):
+        model.export(tmp_path / "m.onnx", format="onnx", auto_global="no")
     with pytest.raises(ValueError, match="no `input_signature`"):
         model.export(tmp_path / "m.onnx", format="onnx", input_signature=[])
     (tmp_path / "m.json").write_text("{}")

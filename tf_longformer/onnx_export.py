@@ -182,16 +182,18 @@ def _convert(fn, specs, opset):
     return proto
 
 
-def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
+def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=True, verbose=None):
     """Writes `model` as two ONNX files and a JSON beside them (see the module docstring).
 
     Args:
         filepath: the `*.onnx` path of the model with `global_attention_mask`; the automatic-global model goes to
             `<name>.auto_global.onnx`, the metadata to `<name>.json`.
         opset: the ONNX opset (`MIN_OPSET` to what the installed tf2onnx supports).
+        auto_global: also write `<name>.auto_global.onnx` (`False`: only the model with `global_attention_mask`,
+            half the conversion time; the benchmark's choice).
         overwrite: replace existing files; otherwise `FileExistsError` before any work.
     Returns:
-        `{"with_global": path, "auto_global": path, "metadata": path}`.
+        `{"with_global": path, "auto_global": path, "metadata": path}` (no `auto_global` when not written).
     """
     import tensorflow as tf
 
@@ -199,6 +201,10 @@ def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
 
     task = serving.task_of(model)
     paths = paths_for(filepath)
+    if not isinstance(auto_global, bool):
+        raise ValueError(f"`auto_global` must be True or False, got {auto_global!r}.")
+    if not auto_global:
+        del paths["auto_global"]
     onnx, _ = _requirements()
     top = max_opset()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
@@ -219,7 +225,7 @@ def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
         "model_class": type(model).__name__,
         "variant": VARIANT,
         "files": {k: os.path.basename(v) for k, v in paths.items() if k != "metadata"},
-        "inputs": {"with_global": list(serving.INPUT_NAMES), "auto_global": list(serving.INPUT_NAMES[:2])},
+        "inputs": {k: list(serving.INPUT_NAMES[:3 if k == "with_global" else 2]) for k in paths if k != "metadata"},
         "input_dtype": "int32",
         "input_axes": ["batch", "choices", "length"] if rank == 3 else ["batch", "length"],
         "outputs": outputs,
@@ -235,7 +241,7 @@ def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-onnx-")
     try:
-        for key, takes_global in (("with_global", True), ("auto_global", False)):
+        for key, takes_global in (("with_global", True), ("auto_global", False))[:len(meta["inputs"])]:
             proto = _convert(core[key], serving._specs(task, tf.int32, takes_global), opset)
             check_standard_ops(proto, opset)
             got_in = [i.name for i in proto.graph.input]
@@ -260,12 +266,12 @@ def export_onnx(model, filepath, *, opset=OPSET, overwrite=True, verbose=None):
         with open(os.path.join(tmp, "metadata.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
-        for key, name in (("with_global", "with_global.onnx"), ("auto_global", "auto_global.onnx"),
-                          ("metadata", "metadata.json")):
-            os.replace(os.path.join(tmp, name), paths[key])
+        for key in paths:
+            os.replace(os.path.join(tmp, "metadata.json" if key == "metadata" else key + ".onnx"), paths[key])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
-        print(f"Saved ONNX models for {task} (opset {opset}, tf2onnx {versions['tf2onnx']}): "
-              f"{paths['with_global']}, {paths['auto_global']}; metadata {paths['metadata']}")
+        models = ", ".join(p for k, p in paths.items() if k != "metadata")
+        print(f"Saved ONNX models for {task} (opset {opset}, tf2onnx {versions['tf2onnx']}): {models}; "
+              f"metadata {paths['metadata']}")
     return paths
