@@ -40,6 +40,7 @@ _DEFAULTS: dict[str, Any] = {
 TF_FIELDS: dict[str, Any] = {
     "gradient_checkpointing": False,
     "global_buckets": None,
+    "max_predictions_per_seq": None,
 }
 
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh")
@@ -77,6 +78,10 @@ class LongformerConfig:
           the full-length path). Elsewhere the slots are the batch's own count, and the buckets only mark where
           the global rows switch from folded to unfolded projections. Default None: the layers' own default
           (`tf_longformer.layers.attention.DEFAULT_GLOBAL_BUCKETS`).
+      max_predictions_per_seq: masked LM under XLA only: the static number of labelled positions per row whose
+          vocabulary logits a `fit` / `evaluate` step computes (outside XLA the step takes the batch's own
+          largest count, exactly). A row with more labels makes the step's loss NaN, never a silently dropped
+          label. Default None: every position (exact, no saving under XLA).
 
     >>> cfg = LongformerConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, attention_window=[4, 8])
     >>> cfg.attention_windows
@@ -185,6 +190,9 @@ class LongformerConfig:
             raise ValueError(f"`hidden_act` {self.hidden_act!r} is not supported; use one of {SUPPORTED_ACTIVATIONS}.")
         if not isinstance(self.gradient_checkpointing, bool):
             raise ValueError(f"`gradient_checkpointing` must be True or False, got {self.gradient_checkpointing!r}.")
+        m = self.max_predictions_per_seq
+        if m is not None:
+            _positive_int("max_predictions_per_seq", m)
         b = self.global_buckets
         if b is not None:
             if not isinstance(b, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0

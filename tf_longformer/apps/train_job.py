@@ -10,10 +10,15 @@ Union corpus (`tf_longformer.apps.sotu_job`). One run:
    scratch, or from a checkpoint), with the held-out accuracy after every epoch for the curves; `compile()`
    keeps the model's own defaults (loss, accuracy, `LongformerAdamW`) but for the learning rate (a warm-up then
    a cosine decay) and the weight decay;
-4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline;
-5. measures held-out accuracy: majority class, both models at several reading lengths, by document length;
-6. saves the checkpoint (Hugging Face layout + tokenizer, loadable by `pipeline("text-classification")`),
-   exports a SavedModel, reloads it with `tf.saved_model.load` and queries `serving_default`;
+4. trains the same model on the first `baseline_length` tokens only, as the "short model" baseline, and on
+   every `baseline_length`-token chunk of the first `max_length` tokens, as the chunk-and-pool baseline (a
+   document predicted by the mean of its chunks' logits: `chunk_document`, `pool_chunk_logits`);
+5. measures held-out accuracy: majority class, the models at several reading lengths, by document length;
+   steps 3-5 run once per seed with `seeds` > 1 (seeds `seed` .. `seed + seeds - 1`; one split and one tokenizer
+   for all), and the figures are summarised as mean, sample sd, min and max (`summarize_seeds`);
+6. saves the checkpoint of the first seed's long model (Hugging Face layout + tokenizer, loadable by
+   `pipeline("text-classification")`), exports a SavedModel, reloads it with `tf.saved_model.load` and queries
+   `serving_default`;
 7. writes `report.json` (every figure) and `report.png` (training curves, accuracy against tokens read and
    against document length) and prints the figures.
 """
@@ -187,6 +192,8 @@ class Settings:
     tokenizer: str | None = None
     export: bool = True
     eval_lengths: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+    seeds: int = 1  # train every model over seeds seed, seed + 1, ..., seed + seeds - 1
+    chunk_baseline: bool = True  # with a baseline_length: also the chunk-and-pool baseline
 
     def validate(self) -> None:
         for name in ("max_length", "epochs", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads",
@@ -201,6 +208,12 @@ class Settings:
                              f"got {self.baseline_length}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"`seeds` (--seeds) must be a whole number of at least 1, got {self.seeds!r}: it is how "
+                             "many seeds every model is trained over (1: one run, the default).")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= 2**32 - self.seeds:
+            raise ValueError(f"`seed` (--seed) must be a whole number in [0, 2**32 - seeds = {2**32 - self.seeds}] "
+                             f"(seeds {self.seed} to {self.seed} + {self.seeds} - 1 are used), got {self.seed!r}.")
 
 
 # -------------------------------------------------------------------------------------------------- helpers
@@ -215,6 +228,99 @@ def _fmt_time(seconds: float) -> str:
 def truncate(ids: list[int], length: int, eos: int) -> list[int]:
     """The first `length` tokens of an encoded document, ending with `</s>` (what truncation would give)."""
     return ids if len(ids) <= length else ids[:length - 1] + [eos]
+
+
+def chunk_document(seq: Sequence[int], chunk_length: int, bos: int, eos: int) -> list[list[int]]:
+    """A document's input cut into model inputs of at most `chunk_length` tokens each.
+
+    `seq` is the document as the long model reads it (`<s>` tokens `</s>`, what `truncate` gives). The tokens
+    between its `<s>` and `</s>` are cut, in order, into consecutive pieces of `chunk_length - 2` tokens, and each
+    piece becomes a full input `<s>` piece `</s>` (the classification head makes its `<s>` global, as on any
+    input). Every token of `seq` between `<s>` and `</s>` is in exactly one chunk; the last chunk holds what is
+    left (it may be short); a document that fits in `chunk_length` tokens is one chunk, `seq` itself."""
+    if isinstance(chunk_length, bool) or not isinstance(chunk_length, int) or chunk_length < 3:
+        raise ValueError(f"`chunk_length` must be an integer of at least 3 (<s>, one token, </s>), got "
+                         f"{chunk_length!r}.")
+    body = list(seq)
+    if body and body[0] == bos:
+        body = body[1:]
+    if body and body[-1] == eos:
+        body = body[:-1]
+    if not body:
+        return [[bos, eos]]
+    step = chunk_length - 2
+    return [[bos] + body[k:k + step] + [eos] for k in range(0, len(body), step)]
+
+
+def pool_chunk_logits(logits: np.ndarray, doc_of_chunk: np.ndarray, n_docs: int,
+                      how: str = "mean_logits") -> np.ndarray:
+    """One row per document from one row of logits per chunk: the mean over ALL of a document's chunks.
+
+    `how`: "mean_logits" (the job's choice), "mean_log_probs" (the mean of each chunk's log-softmax; it differs
+    from the mean of the logits by one constant per document, the same for every class, so it gives the same
+    prediction and, after a softmax, the same probabilities) or "mean_probs" (the mean of each chunk's
+    softmax: a soft vote, where a chunk's confidence counts for less)."""
+    logits = np.asarray(logits, np.float64)
+    doc_of_chunk = np.asarray(doc_of_chunk, np.int64)
+    if logits.ndim != 2 or doc_of_chunk.shape != logits.shape[:1]:
+        raise ValueError(f"Expected logits (chunks, classes) and one document index per chunk, got shapes "
+                         f"{logits.shape} and {doc_of_chunk.shape}.")
+    if doc_of_chunk.size and (doc_of_chunk.min() < 0 or doc_of_chunk.max() >= n_docs):
+        raise ValueError(f"Document indices must be in [0, {n_docs}), got {doc_of_chunk.min()}..{doc_of_chunk.max()}.")
+    counts = np.bincount(doc_of_chunk, minlength=n_docs)
+    if (counts == 0).any():
+        raise ValueError(f"Documents {np.flatnonzero(counts == 0).tolist()[:10]} have no chunk.")
+    shifted = logits - logits.max(-1, keepdims=True)
+    if how == "mean_logits":
+        values = logits
+    elif how == "mean_log_probs":
+        values = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    elif how == "mean_probs":
+        values = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    else:
+        raise ValueError(f"`how` must be 'mean_logits', 'mean_log_probs' or 'mean_probs', got {how!r}.")
+    sums = np.zeros((n_docs, logits.shape[1]))
+    np.add.at(sums, doc_of_chunk, values)
+    return sums / counts[:, None]
+
+
+def chunk_model_name(chunk_length: int, max_length: int) -> str:
+    """The chunk-and-pool baseline's plain name, in the printout, the plot and report.json."""
+    return f"{chunk_length}-token chunks of the first {max_length}, mean-pooled logits"
+
+
+def _spread(values) -> dict:
+    """Mean, sample standard deviation (n - 1; None for one value), min, max and the values themselves."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+            "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
+
+
+MODELS = ("long_model", "short_model", "chunk_model")
+
+
+def summarize_seeds(per_seed: list[dict]) -> dict:
+    """The figures of every seed's run as mean / sd / min / max: overall accuracy, accuracy against tokens read,
+    by document length (the buckets are the same for every seed: one tokenizer, one split) and fit times."""
+    first = per_seed[0]
+    acc = {"majority_class": first["accuracy"]["majority_class"],
+           "majority_label": first["accuracy"]["majority_label"]}
+    for key in first["accuracy"]:
+        if key not in acc:
+            acc[key] = _spread([r["accuracy"][key] for r in per_seed])
+    curves = {m: {n: _spread([r["accuracy_vs_tokens_read"][m][n] for r in per_seed]) for n in c}
+              for m, c in first["accuracy_vs_tokens_read"].items()}
+    buckets = []
+    for b, row in enumerate(first["accuracy_by_document_length"]):
+        out = {"tokens": row["tokens"], "documents": row["documents"], "majority_class": row["majority_class"]}
+        for m in MODELS:
+            if m in row:
+                out[m] = _spread([r["accuracy_by_document_length"][b][m] for r in per_seed])
+        buckets.append(out)
+    return {"seeds": [r["seed"] for r in per_seed],
+            "note": "mean, sample standard deviation (n - 1; null with one seed), min and max over the seeds",
+            "accuracy": acc, "accuracy_vs_tokens_read": curves, "accuracy_by_document_length": buckets,
+            "fit_seconds": {m: _spread([r[m]["fit_seconds"] for r in per_seed]) for m in MODELS if m in first}}
 
 
 def _dataset(seqs, labels, batch_size, pad_id, shuffle_seed=None):
@@ -275,7 +381,7 @@ def _accuracy_by_length(test_len, y_test, majority, preds) -> list[dict]:
             continue
         row = {"tokens": [int(lo), int(hi)], "documents": int(sel.sum()),
                "majority_class": float(np.mean(y_test[sel] == majority))}
-        for key in ("long_model", "short_model"):
+        for key in MODELS:
             if key in preds:
                 row[key] = float(np.mean(preds[key].argmax(-1)[sel] == y_test[sel]))
         buckets.append(row)
@@ -295,6 +401,8 @@ class _Data:
     seqs: list = None  # the first `max_length` tokens of each
     pad: int = None
     eos: int = None
+    bos: int = None
+    chunks: list = None  # each document's `seqs` entry cut into `baseline_length`-token inputs (chunk_document)
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -306,6 +414,7 @@ class Trainer:
         self.corpus, self.s = corpus, settings
         self.report: dict = {}
         self._predictors: dict = {}
+        self.seed = settings.seed  # the seed of the models being trained (settings.seed + i for the i-th)
 
     # ------------------------------------------------------------------------------------------- tokenizer
     def _tokenizer(self, train_texts):
@@ -332,7 +441,7 @@ class Trainer:
         s, names = self.s, self.corpus.label_names
         id2label = dict(enumerate(names))
         label2id = {v: k for k, v in id2label.items()}
-        keras.utils.set_random_seed(s.seed)
+        keras.utils.set_random_seed(self.seed)  # weights, dropout and (in _fit) shuffling: all from this run's seed
         if s.model:
             config = T.LongformerConfig.from_pretrained(s.model)
             if s.max_length > config.max_sequence_length:
@@ -356,7 +465,7 @@ class Trainer:
         model.build()
         return model
 
-    def _optimizer(self, n_train):
+    def _optimizer(self, n_train, batch_size=None):
         """The package's default optimizer (`training.default_optimizer`: AdamW without decay on biases and
         LayerNorm, gradients clipped to a global norm) with this job's learning rate, a linear warm-up to
         `learning_rate` then a cosine decay to 0, and its weight decay."""
@@ -365,22 +474,23 @@ class Trainer:
         from tf_longformer import training
 
         s = self.s
-        steps = math.ceil(n_train / s.batch_size) * s.epochs
+        steps = math.ceil(n_train / (batch_size or s.batch_size)) * s.epochs
         warmup = max(1, int(s.warmup_fraction * steps))
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0, decay_steps=max(1, steps - warmup), alpha=0.0, warmup_target=s.learning_rate,
             warmup_steps=warmup)
         return training.default_optimizer(learning_rate=schedule, weight_decay=s.weight_decay)
 
-    def _fit(self, model, train_seqs, y_train, test_seqs, y_test, pad_id, tag):
+    def _fit(self, model, train_seqs, y_train, test_seqs, y_test, pad_id, tag, batch_size=None, unit="documents"):
         """`model.compile` with the model's own defaults (its loss, its accuracy) but this job's optimizer, then
         `model.fit` with the held-out figures after every epoch. Returns `(history, seconds)`."""
         s = self.s
-        model.compile(optimizer=self._optimizer(len(train_seqs)))
-        train_ds = _dataset(train_seqs, y_train, s.batch_size, pad_id, shuffle_seed=s.seed)
-        test_ds = _dataset(test_seqs, y_test, s.batch_size, pad_id)
-        _say(f"      model.fit: {s.epochs} epochs x {math.ceil(len(train_seqs) / s.batch_size)} steps of "
-             f"{s.batch_size} documents, {tag}; held-out accuracy after each epoch")
+        batch_size = batch_size or s.batch_size
+        model.compile(optimizer=self._optimizer(len(train_seqs), batch_size))
+        train_ds = _dataset(train_seqs, y_train, batch_size, pad_id, shuffle_seed=self.seed)
+        test_ds = _dataset(test_seqs, y_test, batch_size, pad_id)
+        _say(f"      model.fit: {s.epochs} epochs x {math.ceil(len(train_seqs) / batch_size)} steps of "
+             f"{batch_size} {unit}, {tag}; held-out accuracy after each epoch")
         start = time.perf_counter()
         history = model.fit(train_ds, validation_data=test_ds, epochs=s.epochs, shuffle=False,
                             verbose=1 if sys.stdout.isatty() else 2)
@@ -405,15 +515,44 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
-        """The whole job: split, [1/6] tokenizer, [2/6] long model, [3/6] short model, [4/6] evaluation,
-        [5/6] checkpoint and export, [6/6] report; prints as it goes and returns the report."""
+        """The whole job: split, [1/6] tokenizer (one, shared by every seed), then for each seed [2/6] long model,
+        [3/6] baselines (short model, chunk-and-pool), [4/6] evaluation; [5/6] checkpoint and export of the
+        first seed's long model, [6/6] report; prints as it goes and returns the report.
+
+        report.json holds the first seed's figures where a one-seed run always had them (`accuracy`,
+        `accuracy_vs_tokens_read`, ...: the checkpoint's), every seed's under `per_seed`, and their mean, sample
+        standard deviation, min and max under `across_seeds`."""
         t0, cpu0 = time.perf_counter(), time.process_time()
+        s = self.s
         data = self._split()
         self._tokenize(data)
-        model = self._train_long_model(data)
-        short = self._train_short_model(data)
-        preds = self._evaluate(data, model, short)
-        self._save_and_export(data, model, preds)
+        seeds = [s.seed + i for i in range(s.seeds)]
+        per_seed, first = [], None
+        for i, seed in enumerate(seeds):
+            self.seed = seed
+            if len(seeds) > 1:
+                _say(f"== seed {seed} ({i + 1} of {len(seeds)}"
+                     + (": its long model is the checkpoint and the export)" if i == 0 else ")"))
+            run = {"seed": seed}
+            model = self._train_long_model(data, run)
+            short = self._train_short_model(data, run)
+            chunked = self._train_chunk_model(data, run)
+            preds = self._evaluate(data, run, model, short, chunked)
+            per_seed.append(run)
+            self._predictors.clear()  # the traced predictors hold their models
+            if i == 0:
+                first = (model, preds)
+                self.report.update({k: v for k, v in run.items() if k != "seed"})
+            del model, short, chunked
+        self.report["seeds"] = seeds
+        if len(seeds) > 1:
+            self.report["first_seed_note"] = (
+                f"accuracy, accuracy_vs_tokens_read, accuracy_by_document_length, the confusion matrices and the "
+                f"histories at the top level are seed {seeds[0]}'s (the checkpoint's); per_seed holds every seed's, "
+                "across_seeds their mean, sd, min and max")
+        self.report["per_seed"] = per_seed
+        self.report["across_seeds"] = summarize_seeds(per_seed)
+        self._save_and_export(data, *first)
         self._write_report(t0, cpu0)
         self.print_summary()
         return self.report
@@ -453,10 +592,12 @@ class Trainer:
         self.report["tokens"] = {"median": int(np.median(lengths)), "min": int(lengths.min()),
                                  "max": int(lengths.max()),
                                  "share_longer_than_max_length": float(np.mean(lengths > s.max_length))}
-        data.pad, data.eos = data.tok.pad_token_id, data.tok.eos_token_id
+        data.pad, data.eos, data.bos = data.tok.pad_token_id, data.tok.eos_token_id, data.tok.bos_token_id
         data.seqs = [truncate(x, s.max_length, data.eos) for x in data.full]
+        if s.baseline_length and s.chunk_baseline:
+            data.chunks = [chunk_document(x, s.baseline_length, data.bos, data.eos) for x in data.seqs]
 
-    def _train_long_model(self, data: _Data):
+    def _train_long_model(self, data: _Data, run: dict):
         """[2/6] The Longformer on the first `max_length` tokens of each document."""
         s = self.s
         model = self._new_model(data.tok)
@@ -464,20 +605,20 @@ class Trainer:
         cfg = model.config
         arch = (f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, {cfg.num_attention_heads} heads, "
                 f"window {cfg.attention_windows[0]}, {n_params / 1e6:.2f}M parameters")
-        _say(f"[2/6] Longformer {'from ' + s.model if s.model else 'from scratch'}: {arch}")
+        _say(f"[2/6] Longformer {'from ' + s.model if s.model else 'from scratch'}: {arch} (seed {self.seed})")
         self.report["model"] = {"architecture": arch, "parameters": n_params, "from": s.model or "scratch"}
         hist, took = self._fit(model, [data.seqs[i] for i in data.train_idx], data.y[data.train_idx],
                                [data.seqs[i] for i in data.test_idx], data.y[data.test_idx], data.pad,
                                f"up to {s.max_length} tokens each")
-        self.report["long_model"] = {"history": hist, "fit_seconds": round(took, 1)}
+        run["long_model"] = {"history": hist, "fit_seconds": round(took, 1)}
         _say(f"      trained in {_fmt_time(took)}")
         return model
 
-    def _train_short_model(self, data: _Data):
+    def _train_short_model(self, data: _Data, run: dict):
         """[3/6] The same model on the first `baseline_length` tokens only (the baseline), or None."""
         s = self.s
         if not s.baseline_length:
-            _say("[3/6] no short-model baseline (--baseline-length 0)")
+            _say("[3/6] no baselines (--baseline-length 0)")
             return None
         _say(f"[3/6] the same model trained on the first {s.baseline_length} tokens only (baseline)")
         short = self._new_model(data.tok)
@@ -485,13 +626,58 @@ class Trainer:
         hist, took = self._fit(short, [seqs[i] for i in data.train_idx], data.y[data.train_idx],
                                [seqs[i] for i in data.test_idx], data.y[data.test_idx], data.pad,
                                f"{s.baseline_length} tokens each")
-        self.report["short_model"] = {"history": hist, "fit_seconds": round(took, 1)}
+        run["short_model"] = {"history": hist, "fit_seconds": round(took, 1)}
         _say(f"      trained in {_fmt_time(took)}")
         return short
 
-    def _evaluate(self, data: _Data, model, short) -> dict:
-        """[4/6] Held-out accuracy: majority class, both models read at several lengths, by document length, and
-        the long model's confusion matrix. Returns each model's held-out logits at its own length."""
+    def _chunk_batch_size(self) -> int:
+        """Chunks per step: as many tokens per step as the long model's batches (batch_size x max_length)."""
+        s = self.s
+        return max(1, s.batch_size * s.max_length // s.baseline_length)
+
+    def _chunks_of(self, data: _Data, docs) -> tuple[list, np.ndarray]:
+        """The chunks of documents `docs`, flat, and the position in `docs` of each chunk's document."""
+        flat, owner = [], []
+        for k, i in enumerate(docs):
+            flat.extend(data.chunks[i])
+            owner.extend([k] * len(data.chunks[i]))
+        return flat, np.asarray(owner, np.int64)
+
+    def _train_chunk_model(self, data: _Data, run: dict):
+        """[3/6] The chunk-and-pool baseline: what one does without a long-input model. The same model as the
+        short one, trained on EVERY `baseline_length`-token chunk of the first `max_length` tokens of each training
+        document (`chunk_document`: <s> chunk </s>, each labelled with its document's label), so it sees the same
+        tokens per epoch as the long model; same epochs and optimizer, and batches of the same number of tokens as
+        the long model's (batch_size x max_length / baseline_length chunks). A document's prediction pools its
+        chunks' logits (`_evaluate`). The per-epoch held-out accuracy in its history is per chunk, not pooled."""
+        s = self.s
+        if not (s.baseline_length and s.chunk_baseline):
+            if s.baseline_length:
+                _say("      no chunk-and-pool baseline (--no-chunk-baseline)")
+            return None
+        name = chunk_model_name(s.baseline_length, s.max_length)
+        _say(f"[3/6] chunk-and-pool baseline: {name}")
+        model = self._new_model(data.tok)
+        train, owner = self._chunks_of(data, data.train_idx)
+        test, test_owner = self._chunks_of(data, data.test_idx)
+        batch = self._chunk_batch_size()
+        hist, took = self._fit(model, train, data.y[data.train_idx][owner], test, data.y[data.test_idx][test_owner],
+                               data.pad, f"{len(train)} chunks of up to {s.baseline_length} tokens from "
+                               f"{len(data.train_idx)} documents", batch_size=batch, unit="chunks")
+        run["chunk_model"] = {
+            "name": name, "history": hist, "fit_seconds": round(took, 1), "batch_size_chunks": batch,
+            "training_chunks": len(train), "chunks_per_document": _spread([len(data.chunks[i]) for i in
+                                                                           data.train_idx]),
+            "pooling": "mean of the chunks' logits over every chunk of the document's first max_length tokens "
+                       "(the mean of log-probabilities gives the same prediction)",
+            "history_note": "val_accuracy / val_loss are per held-out chunk, not per pooled document"}
+        _say(f"      trained in {_fmt_time(took)}")
+        return model
+
+    def _evaluate(self, data: _Data, run: dict, model, short, chunked) -> dict:
+        """[4/6] Held-out accuracy: majority class, the long and short models read at several lengths, the
+        chunk-and-pool baseline on the first `max_length` tokens, all by document length, and the confusion
+        matrices. Returns each model's held-out logits (the chunk model's pooled) at its own length."""
         s, c = self.s, self.corpus
         step = time.perf_counter()
         test_idx, y_test = data.test_idx, data.y[data.test_idx]
@@ -515,17 +701,31 @@ class Trainer:
         if short is not None and "short_model" not in preds:
             cut = [truncate(data.full[i], s.baseline_length, data.eos) for i in test_idx]
             preds["short_model"] = self._predict(short, cut, s.batch_size, data.pad)
-        for key in ("long_model", "short_model"):
+        if chunked is not None:
+            flat, owner = self._chunks_of(data, test_idx)
+            chunk_logits = self._predict(chunked, flat, self._chunk_batch_size(), data.pad)
+            # Mean of the logits: a document is predicted from the average of its chunks' scores, every chunk
+            # weighing the same. Averaging in log space (logits, or log-probabilities: the same prediction, they
+            # differ by a per-chunk constant shared by all classes) combines the chunks as independent evidence,
+            # the way their training loss scores them, and the division by the number of chunks keeps a long
+            # document from being more confident merely for having more chunks. The mean of probabilities (a soft
+            # vote) is reported beside it.
+            preds["chunk_model"] = pool_chunk_logits(chunk_logits, owner, len(test_idx), "mean_logits")
+            soft = pool_chunk_logits(chunk_logits, owner, len(test_idx), "mean_probs")
+            acc["chunk_model_mean_probabilities"] = float(np.mean(soft.argmax(-1) == y_test))
+            acc["chunk_model_single_chunks"] = float(np.mean(chunk_logits.argmax(-1) == y_test[owner]))
+        for key in MODELS:
             if key in preds:
                 acc[key] = float(np.mean(preds[key].argmax(-1) == y_test))
-        rep = self.report
-        rep["accuracy"] = acc
-        rep["accuracy_vs_tokens_read"] = {k: {str(n): v for n, v in d.items()} for k, d in curves.items() if d}
-        rep["accuracy_by_document_length"] = _accuracy_by_length(data.lengths[test_idx], y_test, majority, preds)
-        confusion = np.zeros((len(c.label_names),) * 2, int)
-        for t, p in zip(y_test, preds["long_model"].argmax(-1)):
-            confusion[t, p] += 1
-        rep["confusion_long_model"] = confusion.tolist()
+        run["accuracy"] = acc
+        run["accuracy_vs_tokens_read"] = {k: {str(n): v for n, v in d.items()} for k, d in curves.items() if d}
+        run["accuracy_by_document_length"] = _accuracy_by_length(data.lengths[test_idx], y_test, majority, preds)
+        for key in ("long_model", "chunk_model"):
+            if key in preds:
+                confusion = np.zeros((len(c.label_names),) * 2, int)
+                for t, p in zip(y_test, preds[key].argmax(-1)):
+                    confusion[t, p] += 1
+                run[f"confusion_{key}"] = confusion.tolist()
         _say(f"      ({_fmt_time(time.perf_counter() - step)})")
         return preds
 
@@ -596,21 +796,46 @@ class Trainer:
                                                                             "installed)"))
 
     def print_summary(self) -> None:
+        """The figures, as mean +- sample sd (min-max) over the seeds when there are several."""
         rep, s = self.report, self.s
-        acc = rep["accuracy"]
+        agg = rep["across_seeds"]
+        acc = agg["accuracy"]
+        seeds = agg["seeds"]
+        several = len(seeds) > 1
+
+        def pct(v, width=5):
+            if not several:
+                return f"{100 * v['values'][0]:{width}.1f}%"
+            return (f"{100 * v['mean']:{width}.1f}% ± {100 * v['sd']:.1f} "
+                    f"(min {100 * v['min']:.1f}, max {100 * v['max']:.1f})")
+
+        def short_pct(v):
+            if not several:
+                return f"{100 * v['values'][0]:.0f}%"
+            return f"{100 * v['mean']:.0f}% ± {100 * v['sd']:.0f} ({100 * v['min']:.0f}-{100 * v['max']:.0f})"
+
         _say("")
-        _say(f"Held-out accuracy ({rep['n_test']} documents{'; ' + rep['split_note'] if rep['split_note'] else ''}):")
+        over = (f" over {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): mean ± sample sd (min, max)" if several else "")
+        _say(f"Held-out accuracy{over} ({rep['n_test']} documents"
+             f"{'; ' + rep['split_note'] if rep['split_note'] else ''}):")
         _say(f"  majority class ({acc['majority_label']}){'':<14s} {100 * acc['majority_class']:5.1f}%")
         if "short_model" in acc:
-            _say(f"  Longformer, first {s.baseline_length:>5d} tokens{'':<9s} {100 * acc['short_model']:5.1f}%")
-        _say(f"  Longformer, first {s.max_length:>5d} tokens{'':<9s} {100 * acc['long_model']:5.1f}%")
-        curve = rep["accuracy_vs_tokens_read"]["long_model"]
-        _say("  long model reading only the first N tokens: "
-             + ", ".join(f"{n}: {100 * v:.0f}%" for n, v in curve.items()))
-        for b in rep["accuracy_by_document_length"]:
-            extra = f", short model {100 * b['short_model']:.0f}%" if "short_model" in b else ""
+            _say(f"  Longformer, first {s.baseline_length:>5d} tokens{'':<9s} {pct(acc['short_model'])}")
+        if "chunk_model" in acc:
+            _say(f"  Longformer, {chunk_model_name(s.baseline_length, s.max_length)}: "
+                 f"{pct(acc['chunk_model'], 1)}")
+        _say(f"  Longformer, first {s.max_length:>5d} tokens{'':<9s} {pct(acc['long_model'])}")
+        curve = agg["accuracy_vs_tokens_read"]["long_model"]
+        _say(f"  long model reading only the first N tokens{' (mean)' if several else ''}: "
+             + ", ".join(f"{n}: {100 * v['mean']:.0f}%" for n, v in curve.items()))
+        for b in agg["accuracy_by_document_length"]:
+            extra = "".join(f", {label} {short_pct(b[key])}" for key, label in
+                            (("chunk_model", "chunks"), ("short_model", "short model")) if key in b)
             _say(f"  documents of {b['tokens'][0]}-{b['tokens'][1]} tokens ({b['documents']}): long model "
-                 f"{100 * b['long_model']:.0f}%{extra}")
+                 f"{short_pct(b['long_model'])}{extra}")
+        if several:
+            _say(f"  (the checkpoint{' and the export' if s.export else ''} {'are' if s.export else 'is'} seed {seeds[0]}'s long model; report.json has every seed's "
+                 "figures under per_seed)")
         load = rep["machine"]
         _say(f"Total {_fmt_time(rep['seconds'])} on {load['cpu_count']} CPU cores, {_fmt_time(rep['cpu_seconds'])} of CPU "
              f"time (load average {load['load_average_at_start'][0]:.1f} at the start, "
@@ -619,7 +844,10 @@ class Trainer:
 
 # --------------------------------------------------------------------------------------------------- plot
 def write_plot(rep: dict, path: str) -> bool:
-    """Training curves, accuracy against tokens read and against document length, as one PNG."""
+    """Training curves, accuracy against tokens read and against document length, as one PNG. With several
+    seeds: curves are the mean over the seeds with their min-max as a band, accuracies the mean with the sample
+    min-max as error bars, and each seed's figure as a dot on the length buckets (the sample sd is in the
+    printout and report.json)."""
     try:
         import matplotlib
 
@@ -627,59 +855,80 @@ def write_plot(rep: dict, path: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    acc = rep["accuracy"]
+    agg = rep["across_seeds"]
+    acc = agg["accuracy"]
     s = rep["settings"]
-    long_c, short_c, major = "#1f5fa8", "#d9822b", "#7f7f7f"
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    runs = rep["per_seed"]
+    seeds = agg["seeds"]
+    several = len(seeds) > 1
+    colors = {"long_model": "#1f5fa8", "short_model": "#d9822b", "chunk_model": "#2e8b57"}
+    major = "#7f7f7f"
+    chunk_name = chunk_model_name(s["baseline_length"], s["max_length"])
+    names = {"long_model": f"first {s['max_length']} tokens", "short_model": f"first {s['baseline_length']} tokens",
+             "chunk_model": chunk_name}
+    seeds_note = (f"\n{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}): lines and bars = the mean, bands and error bars = "
+                  "min to max, dots = each seed" if several else f"; seed {seeds[0]}")
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     fig.suptitle(f"{rep['description']}\n{rep['model']['architecture']}; {rep['n_test']} held-out documents"
-                 + (f" ({rep['split_note']})" if rep["split_note"] else ""), fontsize=10)
-    ax = axes[0, 0]
-    for key, color, name in (("long_model", long_c, f"{s['max_length']} tokens"),
-                             ("short_model", short_c, f"{s['baseline_length']} tokens")):
-        if key in rep:
-            h = rep[key]["history"]
-            epochs = np.arange(1, len(h["loss"]) + 1)
-            ax.plot(epochs, h["loss"], "-o", color=color, label=f"training, {name}")
-            ax.plot(epochs, h["val_loss"], "--", color=color, label=f"held out, {name}")
-    ax.set(title="Loss (cross-entropy)", xlabel="epoch")
-    ax.legend(fontsize=8)
-    ax = axes[0, 1]
-    for key, color, name in (("long_model", long_c, f"{s['max_length']} tokens"),
-                             ("short_model", short_c, f"{s['baseline_length']} tokens")):
-        if key in rep:
-            h = rep[key]["history"]
-            epochs = np.arange(1, len(h["accuracy"]) + 1)
-            ax.plot(epochs, h["accuracy"], "-o", color=color, label=f"training, {name}")
-            ax.plot(epochs, h["val_accuracy"], "--s", color=color, label=f"held out, {name}")
-    ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
-    ax.set(title="Accuracy during training", xlabel="epoch", ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+                 + (f" ({rep['split_note']})" if rep["split_note"] else "") + seeds_note, fontsize=10)
+
+    def history(key, metric):
+        h = np.array([r[key]["history"][metric] for r in runs])
+        return np.arange(1, h.shape[1] + 1), h.mean(0), h.min(0), h.max(0)
+
+    for ax, metric, title in ((axes[0, 0], "loss", "Loss (cross-entropy)"),
+                              (axes[0, 1], "accuracy", "Accuracy during training")):
+        for key in MODELS:
+            if key not in runs[0]:
+                continue
+            per = " (per chunk)" if key == "chunk_model" else ""
+            for m, style, where in ((metric, "-o", "training"), (f"val_{metric}", "--s", "held out")):
+                epochs, mean, lo, hi = history(key, m)
+                ax.plot(epochs, mean, style, color=colors[key], ms=4, label=f"{where}{per}, {names[key]}")
+                if several:
+                    ax.fill_between(epochs, lo, hi, color=colors[key], alpha=0.12)
+        if metric == "accuracy":
+            ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
+            ax.set(ylim=(0, 1.02))
+        ax.set(title=title, xlabel="epoch", xticks=np.arange(1, len(runs[0]["long_model"]["history"]["loss"]) + 1))
+        ax.legend(fontsize=7)
     ax = axes[1, 0]
-    for key, color, name in (("long_model", long_c, f"trained on {s['max_length']} tokens"),
-                             ("short_model", short_c, f"trained on {s['baseline_length']} tokens")):
-        curve = rep["accuracy_vs_tokens_read"].get(key)
+    for key, label in (("long_model", f"trained on {s['max_length']} tokens"),
+                       ("short_model", f"trained on {s['baseline_length']} tokens")):
+        curve = agg["accuracy_vs_tokens_read"].get(key)
         if curve:
             xs = [int(n) for n in curve]
-            ax.plot(xs, list(curve.values()), "-o", color=color, label=name)
+            ys = [v["mean"] for v in curve.values()]
+            err = [[v["mean"] - v["min"] for v in curve.values()], [v["max"] - v["mean"] for v in curve.values()]]
+            ax.errorbar(xs, ys, yerr=err if several else None, fmt="-o", color=colors[key], capsize=3, label=label)
+    if "chunk_model" in acc:
+        v = acc["chunk_model"]
+        ax.errorbar([s["max_length"]], [v["mean"]], yerr=[[v["mean"] - v["min"]], [v["max"] - v["mean"]]] if several
+                    else None, fmt="D",
+                    color=colors["chunk_model"], capsize=3, ms=7, label=chunk_name)
     ax.axhline(acc["majority_class"], color=major, ls=":", label="majority class")
     ax.set_xscale("log", base=2)
-    ticks = [int(n) for n in rep["accuracy_vs_tokens_read"]["long_model"]]
+    ticks = [int(n) for n in agg["accuracy_vs_tokens_read"]["long_model"]]
     ax.set_xticks(ticks, [str(n) for n in ticks])
     ax.set(title="Held-out accuracy vs tokens read per document", xlabel="tokens read (the first N)",
            ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax = axes[1, 1]
-    buckets = rep["accuracy_by_document_length"]
+    buckets = agg["accuracy_by_document_length"]
     x = np.arange(len(buckets))
-    width = 0.27
-    ax.bar(x - width, [b["majority_class"] for b in buckets], width, color=major, label="majority class")
-    if "short_model" in acc:
-        ax.bar(x, [b["short_model"] for b in buckets], width, color=short_c,
-               label=f"first {s['baseline_length']} tokens")
-    ax.bar(x + width, [b["long_model"] for b in buckets], width, color=long_c, label=f"first {s['max_length']} tokens")
+    shown = [k for k in ("short_model", "chunk_model", "long_model") if k in acc]
+    width = 0.8 / (len(shown) + 1)
+    ax.bar(x - 0.4 + width / 2, [b["majority_class"] for b in buckets], width, color=major, label="majority class")
+    for j, key in enumerate(shown, 1):
+        pos = x - 0.4 + width / 2 + j * width
+        means = [b[key]["mean"] for b in buckets]
+        ax.bar(pos, means, width, color=colors[key], label=names[key])
+        if several:
+            for p, b in zip(pos, buckets):
+                ax.plot([p] * len(b[key]["values"]), b[key]["values"], "o", color="black", ms=2.5, alpha=0.7)
     ax.set_xticks(x, [f"{b['tokens'][0]}-{b['tokens'][1]}\n({b['documents']} docs)" for b in buckets])
-    ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.18), yticks=np.linspace(0, 1, 6))
-    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.25), yticks=np.linspace(0, 1, 6))
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")

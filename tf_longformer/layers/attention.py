@@ -42,6 +42,9 @@ from tf_longformer.layers.utils import clone_initializer, serializable
 DEFAULT_GLOBAL_BUCKETS = (16, 128, 512)
 # Tests set this to True to run the static bucket chain (XLA's) in eager and graph mode too.
 STATIC_SLOTS_EVERYWHERE = False
+# The static paths (XLA's) recompute their intermediates in the backward pass (see `_recomputed`); tests turn it
+# off to compare with plain autodiff.
+RECOMPUTE_STATIC_PATHS = True
 # The ONNX export (tf_longformer/onnx_export.py) sets this while it traces: `_bucketed` then runs ONE path, the
 # batch's own global count (at least one slot, empty ones masked out), unfolded, with no `tf.cond`.
 SINGLE_GLOBAL_PATH = False
@@ -119,7 +122,7 @@ def scatter_slots(values, is_global, local_out):
 # The dropout streams of one attention call. Every stateless mask is drawn with a seed that `stream_seed` derives
 # from the call's seed; offsets added to the seed collided (`seed + [1, 0]` was both the global keys' seed and the
 # band's first piece's seed in the first chunk), folding cannot.
-DROPOUT_STREAMS = {"band": 1, "global_keys": 2}
+DROPOUT_STREAMS = {"band": 1, "global_keys": 2, "global_rows": 3}
 
 
 def stream_seed(seed, stream):
@@ -175,6 +178,40 @@ def global_key_attention(q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
     scores = tf.cast(tf.matmul(q, kg, transpose_b=True), tf.float32)
     scores = scores + tf.where(slot_ok, 0.0, _NEG)[:, None, None, :]
     return _softmax_parts(scores, vg, dropout_rate, seed)
+
+
+def _recomputed(fn, tensors, variables=()):
+    """`fn(*tensors)`, whose backward pass runs `fn` again instead of keeping its intermediates. The gradient
+    reaches `tensors` and `variables` (the Keras variables `fn` reads); anything else `fn` captures is taken as a
+    constant (masks, indices, dropout seeds: `fn` must draw the same numbers when run again). Those must be
+    tensors of the graph being built, not eager ones captured from outside (the same TensorFlow failure).
+
+    The variables enter as tensors (their values, mapped back onto them by a `keras.StatelessScope` while `fn`
+    runs), so neither pass reads a variable itself: a gradient function that reads one inside a `tf.cond` branch
+    fails to build (TF 2.21, `tf.recompute_grad` too: "Tensor.graph is undefined when eager execution is
+    enabled"). Layers called inside `fn` behave as usual (LoRA, quantization): only where their weights come
+    from changes."""
+    variables = list(variables)
+    values = [v.value for v in variables]
+    n = len(tensors)
+
+    def call(inputs):
+        with keras.StatelessScope(state_mapping=list(zip(variables, inputs[n:]))):
+            return fn(*inputs[:n])
+
+    @tf.custom_gradient
+    def run(*inputs):
+        def grad(d_out):
+            floats = [x for x in inputs if x.dtype.is_floating]
+            with tf.GradientTape() as tape:
+                tape.watch(floats)
+                out = call(inputs)
+            found = iter(tape.gradient(out, floats, output_gradients=d_out))
+            return [next(found) if x.dtype.is_floating else None for x in inputs]
+
+        return call(inputs), grad
+
+    return run(*tensors, *values)
 
 
 # ------------------------------------------------------------------------------------------ fast path: the band
@@ -728,11 +765,12 @@ class LongformerSelfAttention(keras.layers.Layer):
         is_global = tf.equal(mask, 2)
         max_count = tf.reduce_max(tf.reduce_sum(tf.cast(is_global, tf.int32), axis=1))
         rate = float(self.dropout) if training else 0.0
-        band_seed = global_keys_seed = None
+        band_seed = global_keys_seed = global_rows_seed = None
         if rate:
             seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
             band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
+            global_rows_seed = stream_seed(seed, "global_rows")
         q = self._heads_first(self.query, hidden, scale)
         k = self._heads_first(self.key, hidden)
         v = self._heads_first(self.value, hidden)
@@ -744,9 +782,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                                             dropout_rate=rate, seed=band_seed)
         local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
 
-        def attend(num_slots, fold=False):
-            if isinstance(num_slots, int) and num_slots == 0:
-                return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
+        def with_globals(num_slots, fold, q, k, v, band_out, band_lse, hidden):
             index, slot_ok = global_slots(is_global, num_slots)
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
@@ -758,14 +794,31 @@ class LongformerSelfAttention(keras.layers.Layer):
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
             if fold:
-                gout = self._folded_global_rows(qg, hidden, ok, training)
+                gout = self._folded_global_rows(qg, hidden, ok, rate, global_rows_seed)
             else:
                 kg_all = self._heads_first(self.key_global, hidden)
                 vg_all = self._heads_first(self.value_global, hidden)
                 scores = tf.cast(tf.matmul(qg, kg_all, transpose_b=True), tf.float32)  # (b, h, slots, length)
-                probs = self._global_probs(scores, ok, training)
+                probs = self._global_probs(scores, ok, rate, global_rows_seed)
                 gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
+
+        static_paths = STATIC_SLOTS_EVERYWHERE or xla_context()
+
+        def attend(num_slots, fold=False):
+            if isinstance(num_slots, int) and num_slots == 0:
+                return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
+            tensors = (q, k, v, band_out, band_lse, hidden)
+            if not (static_paths and RECOMPUTE_STATIC_PATHS):
+                return with_globals(num_slots, fold, *tensors)
+            # Static paths (XLA): each bucket's path recomputes its own intermediates in the backward pass. The
+            # gradient of a `tf.cond` carries every intermediate of EVERY branch (zeros for those not taken), and
+            # XLA allocates them all: the full-length path alone holds (batch, heads, length, length) scores per
+            # layer (a base-size step at 4096 tokens asked for 62.9 GiB). Recomputed, a path keeps nothing; its
+            # dropout is stateless (`global_keys`, `global_rows` streams), so it redraws the same masks.
+            weights = [v for name in ("query_global", "key_global", "value_global")
+                       for v in getattr(self, name).variables]
+            return _recomputed(lambda *t: with_globals(num_slots, fold, *t), tensors, weights)
 
         out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
         if head_mask is not None:
@@ -795,12 +848,13 @@ class LongformerSelfAttention(keras.layers.Layer):
             return num_slots * (self.num_heads - 1) < hidden
         return bool(self.fold_global_projections)
 
-    def _global_probs(self, scores, ok, training):
-        """The global rows' probabilities over every non-padded token (float32), with dropout in training."""
+    def _global_probs(self, scores, ok, rate, seed):
+        """The global rows' probabilities over every non-padded token (float32), with dropout at `rate` (the
+        `global_rows` stream's stateless masks; 0 outside training)."""
         probs = tf.nn.softmax(scores + tf.where(ok, 0.0, _NEG), axis=-1)
-        return self.global_probs_dropout(probs, training=training)
+        return _stateless_dropout(probs, rate, seed) if rate else probs
 
-    def _folded_global_rows(self, qg, hidden, ok, training):
+    def _folded_global_rows(self, qg, hidden, ok, rate, seed):
         """Global rows' attention with the key/value projections folded in: `(batch, heads, slots, dim)`.
 
         Reads `key_global` / `value_global`'s weights instead of calling them: see `_folds_global_projections`."""
@@ -818,7 +872,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         scores = tf.matmul(qk, hidden, transpose_b=True)  # (b, h*slots, n): one matmul for every head and slot
         scores = tf.reshape(tf.cast(scores, tf.float32), [batch, heads, slots, -1])
         scores = scores + tf.cast(tf.reduce_sum(qg * bk[None, :, None, :], -1), tf.float32)[..., None]
-        probs = tf.cast(self._global_probs(scores, ok, training), dtype)
+        probs = tf.cast(self._global_probs(scores, ok, rate, seed), dtype)
         mixed = tf.matmul(tf.reshape(probs, [batch, heads * slots, -1]), hidden)  # (b, h*slots, H)
         mixed = tf.reshape(tf.transpose(tf.reshape(mixed, [batch, heads, slots, size]), [1, 0, 2, 3]),
                            [heads, -1, size])

@@ -48,7 +48,9 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
       backbone's outputs to the task's fields (`logits`, ...).
     - `automatic_global_attention(input_ids)`: the global mask used when the caller gives none (None: none).
     - `default_loss()`, `default_loss_weights()`, `default_metrics()`: Keras objects; the loss also makes the
-      model's own `loss` output. `loss_predictions(fields)`: what the loss and metrics see.
+      model's own `loss` output. `loss_predictions(fields)`: what the loss and metrics see;
+      `loss_targets(labels, fields, sample_weight)`: the same with the labels (and per-label weights), for a
+      task whose Keras steps compute only what the labels need (masked LM: see `in_keras_step`).
     - `check_labels(x, context)`: the labels' shapes and values (with `tf_longformer.validation` helpers).
     - `head_weight_map()`: the head's variables under their Hugging Face names.
     - `serving_probabilities(out, attention_mask, top_k)`: the `probabilities` signature's extra outputs.
@@ -108,8 +110,15 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
     def loss_predictions(self, fields):
         return fields["logits"]
 
+    def loss_targets(self, labels, fields, sample_weight=None):
+        """`(labels, predictions, sample_weight)` as the loss and the metrics see them."""
+        return labels, self.loss_predictions(fields), sample_weight
+
     def check_labels(self, x, context):
         pass
+
+    def note_compiled(self, loss, metrics):
+        """`compile()`'s loss and metrics once resolved (a task whose Keras steps take shortcuts checks them)."""
 
     def head_weight_map(self):
         return {}
@@ -154,7 +163,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
                             output_hidden_states=x["output_hidden_states"], training=training)
         fields = self.head(out, x, training)
         y = self.labels_of(x)
-        loss = None if y is None else self.task_loss(y, self.loss_predictions(fields))
+        loss = None if y is None else self.task_loss(*self.loss_targets(y, fields)[:2])
         return self.pack_outputs(out, x["return_dict"], loss=loss, **fields)
 
     def task_loss(self, labels, predictions):
@@ -239,6 +248,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
                 loss_weights = self.default_loss_weights()
         if auto_metrics:
             metrics = self.default_metrics()
+        self.note_compiled(loss, metrics)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         jit_compile=jit_compile, **kwargs)
         if loss is None:  # Keras keeps the previous compile's loss when given None
@@ -266,6 +276,26 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
             self.optimizer.build(self.trainable_variables)
         return super().make_train_function(force)
 
+    # Keras' steps, marked: while one is traced, `in_keras_step` is True (a Python flag read at trace time), so a
+    # task may return from `head` only what its compiled loss and metrics need (`loss_targets` completes it).
+    in_keras_step = False
+
+    def _marked_step(self, step, data):
+        outer, self.in_keras_step = self.in_keras_step, True
+        # Tensors of this trace that the loss and the metrics share (see `loss_targets`); not tracked by Keras.
+        object.__setattr__(self, "step_cache", {})
+        try:
+            return step(data)
+        finally:
+            self.in_keras_step = outer
+            object.__setattr__(self, "step_cache", {})
+
+    def train_step(self, data):
+        return self._marked_step(super().train_step, data)
+
+    def test_step(self, data):
+        return self._marked_step(super().test_step, data)
+
     def compile_from_config(self, config):
         # Keras skips `compile()` when loading a model whose `compile` is overridden; ours takes the same config.
         config = keras.saving.deserialize_keras_object(config)
@@ -273,15 +303,16 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _keras_targets(self, x, y, y_pred):
-        """`(y, predictions)` as Keras losses and metrics see them (`loss_predictions`, keyed by label name)."""
+    def _keras_targets(self, x, y, y_pred, sample_weight=None):
+        """`(y, predictions, sample_weight)` as Keras losses and metrics see them (`loss_targets`, keyed by label
+        name)."""
         in_x = self.labels_inside(x)
         if y is not None and in_x is not None:
             raise ValueError(f"Labels were given twice: as `y` and inside the inputs ({list(self.label_names)}). "
                              "Give them one way.")
         y = in_x if y is None else y
         if not isinstance(y_pred, Mapping):
-            return y, y_pred
+            return y, y_pred, sample_weight
         names = self.label_names
         if len(names) > 1 and y is not None:
             if not isinstance(y, Mapping):
@@ -294,7 +325,9 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
             if missing:
                 raise ValueError(f"`y` lacks {missing}; {type(self).__name__} needs {list(names)}.")
             y = {k: y[k] for k in names}
-        return y, self.loss_predictions(y_pred)
+        if y is None:
+            return None, None, sample_weight
+        return self.loss_targets(y, y_pred, sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self._compile_loss is None:
@@ -314,7 +347,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
             for extra in self.losses:
                 loss = loss + tf.cast(self._aggregate_additional_loss(extra), tf.float32)
             return loss
-        targets, predictions = self._keras_targets(x, y, y_pred)
+        targets, predictions, sample_weight = self._keras_targets(x, y, y_pred, sample_weight)
         if targets is None:
             raise ValueError(self._no_labels_message())
         return super().compute_loss(x, targets, predictions, sample_weight, training)
@@ -325,7 +358,7 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         return f"{type(self).__name__} has nothing to train on: give labels {where}as `y` with a Keras loss."
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        targets, predictions = self._keras_targets(x, y, y_pred)
+        targets, predictions, sample_weight = self._keras_targets(x, y, y_pred, sample_weight)
         if targets is None or self._compile_metrics is None:
             logs = self.get_metrics_result()
         else:
