@@ -18,7 +18,8 @@ The exported variant (the numbers are the Keras model's, tests/test_onnx.py chec
   the length is unknown at trace time, so this is the path every length takes, as in the SavedModel.
 - the global tokens: ONE path with the batch's own global count (`attention.SINGLE_GLOBAL_PATH`, set while
   tracing), not the SavedModel's `tf.cond` chain over the buckets: tf2onnx 1.17 loses the tensor shapes inside
-  the converted `If` branches and cannot convert their slices. The global projections are not folded there
+  the converted `If` branches and cannot convert their slices (measured), and the chain's selector, an int32
+  `AddN`, becomes a `Sum` that ONNX Runtime refuses for int32. The global projections are not folded there
   (folding changes the numbers only by rounding).
 - tf2onnx converts TensorFlow's integer `FloorMod` / `FloorDiv` into a truncating `Div`, wrong for negative
   operands (the padding to a window multiple is `(-length) % window`): `_floor_mod` / `_floor_div` below convert
