@@ -2,7 +2,8 @@
 
     python onnx_runner.py MODEL.onnx CASES.npz OUT.npz
 
-CASES.npz holds `<case>::<input name>` arrays; OUT.npz gets `<case>::<output name>` for every case, and
+CASES.npz holds `<case>::<input name>` arrays; OUT.npz gets `<case>::<output name>` for every case (for a
+case named `bad_*`, which must be refused, `<case>::__error__`: ONNX Runtime's message, empty if it ran), and
 `__metadata__` (the model's metadata_props) and `__inputs__` (its input names), as JSON. Not a test module: test_onnx.py runs it.
 """
 
@@ -43,6 +44,14 @@ def main(model_path, cases_path, out_path):
     result = {}
     for case in names:
         feed = {name: cases[f"{case}::{name}"] for name in inputs}
+        if case.startswith("bad_"):  # must be refused: its error message is the result
+            try:
+                session.run(outputs, feed)
+            except Exception as e:  # onnxruntime's own exception types
+                result[f"{case}::__error__"] = np.array(str(e))
+            else:
+                result[f"{case}::__error__"] = np.array("")
+            continue
         for name, value in zip(outputs, session.run(outputs, feed)):
             result[f"{case}::{name}"] = value
     meta = dict(session.get_modelmeta().custom_metadata_map)

@@ -239,3 +239,41 @@ def test_bench_onnx_implementation_is_forward_only():
 
     with pytest.raises(ValueError, match="forward pass only"):
         bench._worker({"impl": "onnx", "mode": "train", "length": 40, "config": {"num_hidden_layers": 1}})
+
+
+def bad_cases(task):
+    """Inputs the graph must refuse, and what the refusal must say (node name, value seen)."""
+    per = (2,) if task == "multiple_choice" else ()
+
+    def x(length=10, **changes):
+        ids = np.full((1, *per, length), 5, np.int32)
+        out = {"input_ids": ids, "attention_mask": np.ones_like(ids), "global_attention_mask": np.zeros_like(ids)}
+        for key, (where, value) in changes.items():
+            out[key] = out[key].copy()
+            out[key][(0,) * (out[key].ndim - 1) + (where,)] = value
+        return out
+
+    return {
+        "bad_long": (x(length=140), ["input_ids_longer_than_128", "idx=140"]),
+        "bad_id": (x(input_ids=(3, VOCAB + 7)), [f"input_ids_above_the_vocabulary_max_{VOCAB - 1}", f"idx={VOCAB + 7}"]),
+        "bad_negative_id": (x(input_ids=(3, -1)), ["input_ids_negative"]),
+        "bad_mask": (x(attention_mask=(2, 3)), ["attention_mask_not_0_or_1"]),
+        "bad_global_mask": (x(global_attention_mask=(2, 2)), ["global_attention_mask_not_0_or_1"]),
+    }
+
+
+@pytest.mark.parametrize("key", ["with_global", "auto_global"])
+def test_bad_input_is_refused_with_what_was_wrong(exports, capsys, key):
+    """ONNX has no assertion op: the graph's trip-wires make ONNX Runtime refuse bad input, naming the check and
+    the value seen (without them the graph returned numbers for all of these)."""
+    task = "multiple_choice"
+    export_ = exported(exports, task, capsys)
+    cases = bad_cases(task)
+    if key == "auto_global":
+        cases = {c: v for c, v in cases.items() if c != "bad_global_mask"}
+    inputs = {c: {k: v for k, v in x.items() if key == "with_global" or k != "global_attention_mask"}
+              for c, (x, _) in cases.items()}
+    got, _, _ = run_in_onnxruntime(export_["paths"][key], inputs, export_["dir"])
+    for case, (_, expected) in cases.items():
+        message = str(got[case]["__error__"])
+        assert message and all(e in message for e in expected), (case, message)

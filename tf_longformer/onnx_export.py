@@ -25,9 +25,12 @@ The exported variant (the numbers are the Keras model's, tests/test_onnx.py chec
   operands (the padding to a window multiple is `(-length) % window`): `_floor_mod` / `_floor_div` below convert
   them with ONNX's `Mod` (floor semantics for integers).
 
-Not in the ONNX files: the SavedModel's in-graph input checks (ONNX has no assertion op; `tf2onnx` drops
-TensorFlow's), so out-of-range ids or a length above `max_sequence_length` fail in ONNX Runtime's `Gather`
-with its own message, and masks that are not 0/1 are not detected; the JSON beside carries the limits.
+Bad input: ONNX has no assertion op (tf2onnx drops TensorFlow's), and without a check the graph would run on
+out-of-range ids or over-long inputs and return wrong numbers (measured). So the graph carries trip-wires
+(`_checked`): for each check, a `Gather` from a one-element tensor whose index is 0 when the input is right and
+out of range otherwise. ONNX Runtime then refuses the run with the node's name, which says what was wrong and
+what is allowed, and the index, which is the value seen where there is one, e.g. `Name:'input_ids_longer_than_128'
+... idx=140 must be within the inclusive range [-1,0]`. The outputs add the wires' value (0) so they always run.
 """
 
 from __future__ import annotations
@@ -175,6 +178,47 @@ def _versions(opset):
             "tensorflow": tf.__version__, "keras": keras.__version__, "tf_longformer": __version__}
 
 
+def _checked(fn, model, task, takes_global):
+    """`fn` behind trip-wires for the SavedModel's input checks (module docstring): same inputs, same outputs."""
+    import tensorflow as tf
+
+    from tf_longformer import serving
+
+    c = model.config
+    big = 2**30  # the index of a check with no value to show (made inside the graph: a captured tensor is an input)
+
+    def wire(ok, index, name):
+        index = tf.where(ok, tf.constant(0, tf.int32), tf.cast(index, tf.int32))
+        return tf.gather(tf.zeros([1], tf.float32), tf.reshape(index, [1]), name=name)
+
+    def body(input_ids, attention_mask, global_attention_mask=None):
+        length = tf.shape(input_ids)[-1]
+        top, low = tf.reduce_max(input_ids), tf.reduce_min(input_ids)
+        empty = tf.equal(tf.size(input_ids), 0)
+        wires = [
+            wire(length <= c.max_sequence_length, length, f"input_ids_longer_than_{c.max_sequence_length}"),
+            wire(empty | (top < c.vocab_size), top, f"input_ids_above_the_vocabulary_max_{c.vocab_size - 1}"),
+            wire(empty | (low >= 0), big, "input_ids_negative"),
+        ]
+        masks = [("attention_mask", attention_mask)]
+        if takes_global:
+            masks.append(("global_attention_mask", global_attention_mask))
+        for name, mask in masks:
+            same = tf.reduce_all(tf.equal(tf.shape(mask), tf.shape(input_ids)))
+            binary = tf.reduce_all(tf.equal(mask, 0) | tf.equal(mask, 1))
+            wires += [wire(same, big, f"{name}_not_the_shape_of_input_ids"), wire(binary, big, f"{name}_not_0_or_1")]
+        guard = tf.reshape(tf.add_n(wires), [])
+        out = fn(*([input_ids, attention_mask] + ([global_attention_mask] if takes_global else [])))
+        return {k: v + guard for k, v in out.items()}
+
+    if takes_global:
+        traced = body
+    else:
+        def traced(input_ids, attention_mask):
+            return body(input_ids, attention_mask)
+    return tf.function(traced, input_signature=serving._specs(task, tf.int32, takes_global), autograph=False)
+
+
 def _convert(fn, specs, opset):
     _, tf2onnx = _requirements()
     with single_global_path():
@@ -243,7 +287,8 @@ def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=Tru
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-onnx-")
     try:
         for key, takes_global in (("with_global", True), ("auto_global", False))[:len(meta["inputs"])]:
-            proto = _convert(core[key], serving._specs(task, tf.int32, takes_global), opset)
+            proto = _convert(_checked(core[key], model, task, takes_global),
+                             serving._specs(task, tf.int32, takes_global), opset)
             check_standard_ops(proto, opset)
             got_in = [i.name for i in proto.graph.input]
             got_out = sorted(o.name for o in proto.graph.output)
