@@ -6,7 +6,9 @@ ONE subprocess. The cases: lengths 1, just under and just over a window multiple
 two far ones (97, 128 = the tiny models' limit); batch 1 and 3; rows with 0, 1 and more than 16 global tokens in
 one batch (the Keras models have the global bucket 16, so the batch crosses it); padded rows (random_batch pads
 every other row); the automatic global rule (the `.auto_global.onnx` file). One head runs the blocked band's
-loop in chunks of 6 queries (several loop steps, the last one overlapping).
+loop in chunks of 6 queries (several loop steps, the last one overlapping). Bad input (too long, ids outside the
+vocabulary, masks not 0/1) must be refused by ONNX Runtime with the check's name and the value seen; a Keras model
+one weight away must fail the comparison.
 """
 
 from __future__ import annotations
