@@ -7,6 +7,7 @@ Implementations (`impls`):
 - `ours`: this package, `tf.function`, float32. `ours_xla`: the same under `jit_compile=True`.
   `ours_bf16`: the Keras `mixed_bfloat16` policy. `ours_gc`: float32 with gradient checkpointing
   (`gradient_checkpointing=True`: each layer's activations recomputed in the backward pass; less memory).
+  `ours_xla_gc`: both. Our training step is `fit`'s: vocabulary logits at the labelled positions only.
 - `onnx`: `ours` (the same weights) exported with `model.export(path, format="onnx")` and run in ONNX Runtime
   (forward only), in a grandchild process that holds ONNX Runtime and numpy only
   (`tf_longformer/apps/peers/onnx_runtime_bench.py`): its times and peak memory are ONNX Runtime's; the
@@ -21,7 +22,10 @@ Implementations (`impls`):
   only graph-mode step it can run; failures are recorded as failures. `reference_xla` times its XLA path.
   `hf_roberta`: the Hugging Face TF RoBERTa of the same size, in the same peer environment.
 
-Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM loss, gradients, an Adam step).
+Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM loss, gradients, an Adam step), with
+labels on a random `mlm_fraction` of the tokens (default 0.15, masked-LM pretraining's share; -100 elsewhere).
+`memory_profile=True` adds, for our training steps, what the step keeps for its backward pass per layer and
+component (`tf_longformer.apps.memory_profile`).
 
 Python entry point:
 
@@ -53,7 +57,7 @@ BASE_CONFIG = {
 }
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384)
 DEFAULT_MODES = ("forward", "train")
-OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "onnx", "dense")
+OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc", "onnx", "dense")
 FORWARD_ONLY = ("onnx",)  # implementations without a training step
 PEER_IMPLS = ("reference", "reference_noglobal", "reference_xla", "hf_roberta")
 ALL_IMPLS = OUR_IMPLS + PEER_IMPLS
@@ -67,14 +71,15 @@ TARGETS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_t
 
 # ---------------------------------------------------------------------------------------------- FLOP counts
 def ideal_flops(config: dict, length: int, mode: str = "forward", global_tokens: int = 1, dense: bool = False,
-                batch: int = 1) -> float:
+                batch: int = 1, mlm_fraction: float = 1.0) -> float:
     """The FLOPs a perfect implementation needs (multiply-add = 2), no padding, no wasted band entries.
 
     Forward, per layer: the Q, K, V projections and the global K, V over all tokens (5 matmuls of
     hidden x hidden), the global queries, the output projection, the FFN, and attention: a band of `2w+1` keys
     per local query (scores and values), the global keys of every local query, every key of a global query.
     `dense=True` counts a full-attention model instead (no global projections, `length` keys per query).
-    `train` adds the MaskedLM head and counts the backward pass as twice the forward (the usual 3x rule).
+    `train` adds the MaskedLM head (its vocabulary product at the `mlm_fraction` of labelled positions) and counts
+    the backward pass as twice the forward (the usual 3x rule).
     """
     h, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
     n = length
@@ -91,7 +96,7 @@ def ideal_flops(config: dict, length: int, mode: str = "forward", global_tokens:
     ffn = 2 * 2 * n * h * inter
     total = layers * (proj + attn + ffn)
     if mode == "train":
-        head = 2 * n * h * h + 2 * n * h * config["vocab_size"]
+        head = 2 * n * h * h + 2 * n * mlm_fraction * h * config["vocab_size"]
         total = 3 * (total + head)
     return float(total * batch)
 
@@ -220,23 +225,29 @@ def _worker(spec: dict) -> dict:
     ids[:, 0], ids[:, -1] = 0, 2
     glob = np.zeros_like(ids)
     glob[:, :n_global] = 1
-    ids, glob = tf.constant(ids), tf.constant(glob)
-    jit = impl == "ours_xla"
+    labels = mlm_labels(ids, float(spec.get("mlm_fraction", 1.0)), int(spec.get("seed", 0)))
+    ids, glob, labels = tf.constant(ids), tf.constant(glob), tf.constant(labels)
+    jit = impl in ("ours_xla", "ours_xla_gc")
 
     if impl == "onnx":
         return {**result, **_onnx_runtime(spec, config, ids.numpy(), glob.numpy())}
-    if impl in ("ours", "ours_xla", "ours_bf16", "ours_gc"):
+    if impl in ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc"):
         import tf_longformer as T
+        from tf_longformer import training as T_training
 
         cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1,
-                                 gradient_checkpointing=impl == "ours_gc", **config)
+                                 gradient_checkpointing=impl in ("ours_gc", "ours_xla_gc"), **config)
         model = (T.TFLongformerForMaskedLM if mode == "train" else T.TFLongformerModel)(cfg)
         model(ids[:, :8], global_attention_mask=glob[:, :8])  # weights exist before anything is timed
+        loss_fn = T_training.SparseCrossentropy()
 
         def forward(training):
-            labels = {"labels": ids} if mode == "train" else {}
-            out = model(ids, global_attention_mask=glob, training=training, **labels)
-            return out.loss if mode == "train" else out.last_hidden_state
+            if mode != "train":
+                return model(ids, global_attention_mask=glob, training=training).last_hidden_state
+            # `fit`'s masked-LM step: the vocabulary logits at the labelled positions only
+            hidden = model.backbone(input_ids=ids, global_attention_mask=glob, training=training)
+            slot_labels, logits, _ = model.labelled_logits(labels, hidden["last_hidden_state"])
+            return loss_fn(slot_labels, logits)
     elif impl == "dense":
         model = _dense_model(config, length, mlm=mode == "train")
         model(ids[:, :8])
@@ -244,7 +255,9 @@ def _worker(spec: dict) -> dict:
         def forward(training):
             out = model(ids, training=training)
             if mode == "train":
-                return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(ids, out, from_logits=True))
+                counted = tf.cast(labels >= 0, tf.float32)
+                ce = keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), out, from_logits=True)
+                return tf.reduce_sum(ce * counted) / tf.reduce_sum(counted)
             return out
     else:
         raise ValueError(f"unknown implementation {impl!r} for this process; choose from {OUR_IMPLS}")
@@ -267,6 +280,12 @@ def _worker(spec: dict) -> dict:
     else:
         raise ValueError(f"unknown mode {mode!r}; choose 'forward' or 'train'")
 
+    if mode == "train" and spec.get("memory_profile") and impl != "dense":
+        from tf_longformer.apps import memory_profile
+
+        graph = step.get_concrete_function().graph
+        kept = memory_profile.kept_tensors(graph, graph.outputs[0])
+        result["memory_profile"] = memory_profile.summarize(kept, length * batch)
     t0 = time.perf_counter()
     step().numpy()
     result["first_call_s"] = time.perf_counter() - t0
@@ -279,6 +298,17 @@ def _worker(spec: dict) -> dict:
         times.append(time.perf_counter() - t0)
     result["times"] = times
     return result
+
+
+def mlm_labels(ids, fraction, seed):
+    """Masked-LM labels: the token at a random `fraction` of the positions (at least one), -100 elsewhere."""
+    import numpy as np
+
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"mlm_fraction must be in (0, 1], got {fraction}.")
+    picked = np.random.default_rng(seed + 1).random(ids.shape) < fraction
+    picked[:, 1] = True
+    return np.where(picked, ids, -100).astype(np.int32)
 
 
 def _onnx_runtime(spec, config, ids, glob):
@@ -439,9 +469,11 @@ def _run_subprocess(cmd, env, timeout_s, memory_cap_bytes):
 
 def _spec_for(impl, mode, length, common):
     """(command, spec) of one measurement, or None when the implementation does not apply."""
-    spec = {"mode": mode, "length": length, **{k: common[k] for k in ("batch", "repeats", "warmup", "seed")}}
+    spec = {"mode": mode, "length": length,
+            **{k: common[k] for k in ("batch", "repeats", "warmup", "seed", "mlm_fraction")}}
     if impl in OUR_IMPLS:
-        spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"])
+        spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"],
+                    memory_profile=common["memory_profile"])
         return [sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], spec
     if common["peer_python"] is None:
         return None
@@ -497,13 +529,16 @@ def _median(xs):
 def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer_python=None, config=None,
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
-                  measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print) -> dict:
+                  measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print, mlm_fraction=0.15,
+                  memory_profile=False) -> dict:
     """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
     `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
     the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
     `targets`: what the run is judged by (`load_targets`; default the package's `bench_targets.json`).
+    `mlm_fraction`: the share of tokens a training step labels. `memory_profile`: also report, for our training
+    steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`).
     Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
     """
     lengths = [int(x) for x in lengths]
@@ -524,6 +559,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         raise ValueError(f"peer_python {peer_python!r} does not exist.")
     if peer_python and not os.path.isfile(peer_script):
         raise ValueError(f"the peer script {peer_script!r} is missing (a broken install of tf-longformer?).")
+    if not 0.0 < float(mlm_fraction) <= 1.0:
+        raise ValueError(f"mlm_fraction must be in (0, 1], got {mlm_fraction}.")
     if repeats < 1 or passes < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
     targets = load_targets(targets)  # a bad targets file stops the run before it starts
@@ -534,7 +571,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     else:
         memory_cap_bytes = int(memory_cap_gb * 2**30) if memory_cap_gb else None
     common = dict(batch=batch, repeats=repeats, warmup=warmup, seed=seed, config=config,
-                  global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script)
+                  global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script,
+                  mlm_fraction=float(mlm_fraction), memory_profile=bool(memory_profile))
     env = _worker_env()
     peer_env = _peer_env()
     if peer_python and any(i in PEER_IMPLS for i in impls):
@@ -556,6 +594,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         return r
 
     report = {"machine": machine_info(), "config": config, "batch": batch, "global_tokens": global_tokens,
+              "mlm_fraction": float(mlm_fraction),
               "repeats": repeats, "warmup": warmup, "passes": passes, "lengths": lengths, "modes": list(modes),
               "impls": list(impls), "peer_python": peer_python, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "load_average_start": os.getloadavg(), "memory_cap_bytes": memory_cap_bytes}
@@ -582,6 +621,11 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                     if r.get("ok"):
                         log(f"{what} median {_median(r['times']):8.3f} s  peak {r['peak_rss_bytes'] / 2**30:5.2f} GiB"
                             f"  (load {load:.1f})")
+                        if r.get("memory_profile"):
+                            from tf_longformer.apps.memory_profile import format_profile
+
+                            log(format_profile(r["memory_profile"], f"kept for the backward pass: {impl}, "
+                                                                    f"{length} tokens, batch {batch}"))
                     else:
                         log(f"{what} FAILED: {r.get('error')}")
     if measure_matmul:
@@ -599,7 +643,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     report["matmul_peak_gflops"] = max((p["float32_gflops"] for p in good), default=None)
     report["matmul_peak_bf16_gflops"] = max((p["bfloat16_gflops"] for p in good), default=None)
     report["results"] = summarize(raw, config, global_tokens, batch, report["matmul_peak_gflops"],
-                                  report["matmul_peak_bf16_gflops"])
+                                  report["matmul_peak_bf16_gflops"], mlm_fraction=float(mlm_fraction))
     report["raw"] = raw
     report["targets"] = evaluate_targets(report["results"], targets)
     report["load_average_end"] = os.getloadavg()
@@ -609,7 +653,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     return report
 
 
-def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16):
+def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16, mlm_fraction=1.0):
     """One row per (impl, mode, length): all passes' times pooled, medians, tokens/s, GFLOP/s, % of peak."""
     rows = {}
     for r in raw:
@@ -631,7 +675,7 @@ def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16):
         if med is not None:
             dense = impl in ("dense", "hf_roberta")
             g = 0 if impl == "reference_noglobal" else global_tokens
-            flops = ideal_flops(config, length, mode, g, dense=dense, batch=batch)
+            flops = ideal_flops(config, length, mode, g, dense=dense, batch=batch, mlm_fraction=mlm_fraction)
             peak = peak_bf16 if impl == "ours_bf16" else peak_fp32
             rec.update(
                 tokens_per_s=batch * length / med,

@@ -37,7 +37,8 @@ def cmd_bench(args) -> int:
             peer_python=args.peer_python, config=config, batch=args.batch, global_tokens=args.global_tokens,
             repeats=args.repeats, warmup=args.warmup, passes=args.passes, out_dir=args.out,
             memory_cap_gb=args.memory_cap_gb, timeout_s=args.timeout, matmul_size=args.matmul_size,
-            accuracy_length=args.accuracy_length, targets=args.targets,
+            accuracy_length=args.accuracy_length, targets=args.targets, mlm_fraction=args.mlm_fraction,
+            memory_profile=args.memory_profile,
         )
     except ValueError as e:
         raise SystemExit(f"tf-longformer bench: {e}") from None
@@ -54,8 +55,8 @@ def register(sub) -> None:
     p.add_argument("--lengths", default="1k,2k,4k,8k,16k", help="comma-separated lengths (default: %(default)s)")
     p.add_argument("--modes", default="forward,train", help="forward, train or both (default: %(default)s)")
     p.add_argument("--impls", default=None,
-                   help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, onnx (ONNX Runtime, forward only), dense, "
-                        "reference, reference_noglobal, "
+                   help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, ours_xla_gc, onnx (ONNX Runtime, "
+                        "forward only), dense, reference, reference_noglobal, "
                         "reference_xla, hf_roberta (default: ours,dense + reference,reference_noglobal "
                         "with --peer-python)")
     p.add_argument("--peer-python", default=None,
@@ -66,6 +67,10 @@ def register(sub) -> None:
     p.add_argument("--passes", type=int, default=1, help="repeat the whole sweep, pooling times (default 1)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--global-tokens", type=int, default=1, help="leading tokens made global (default 1)")
+    p.add_argument("--mlm-fraction", type=float, default=0.15,
+                   help="share of tokens a training step labels for the masked-LM loss (default 0.15)")
+    p.add_argument("--memory-profile", action="store_true",
+                   help="also print what each of our training steps keeps for its backward pass, per component")
     p.add_argument("--memory-cap-gb", type=float, default=None,
                    help="kill a measurement whose RSS passes this (default: 90%% of the memory available)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement (default 3600)")

@@ -103,7 +103,11 @@ def run(spec: dict) -> dict:
             return model(**inputs, training=False)[0]
     elif s["mode"] == "train":
         optimizer = tf.keras.optimizers.Adam(1e-4)
-        labels = tf.constant(ids)
+        # the token at a random `mlm_fraction` of the positions (as tf_longformer.apps.bench.mlm_labels), -100
+        # elsewhere: the reference's loss ignores -100, its head computes every position's logits regardless
+        picked = np.random.default_rng(int(s["seed"]) + 1).random(ids.shape) < float(s.get("mlm_fraction", 1.0))
+        picked[:, 1] = True
+        labels = tf.constant(np.where(picked, ids, -100).astype(np.int32))
 
         @tf.function(jit_compile=bool(s["xla"]))
         def call(inputs):
