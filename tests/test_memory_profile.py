@@ -102,6 +102,7 @@ def test_component_names():
         "layer 11", "attention")
     assert memory_profile.component_of("m/longformer/encoder/layer_0/add_1") == ("layer 0", "residuals, dropout")
     assert memory_profile.component_of("m/longformer/embeddings/layer_norm/mul") == ("-", "embeddings")
+    assert memory_profile.component_of("m/encoder/layer_3_1/dropout_12_1/mul") == ("layer 3", "dropout")
 
 
 def test_bench_mlm_labels_and_fraction_check():

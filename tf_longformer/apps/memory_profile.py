@@ -63,7 +63,7 @@ def _forward_ops(loss):
 def component_of(name: str) -> tuple[str, str]:
     """`(layer, component)` of an op name: `("layer 3", "attention")`, `("-", "embeddings")`, ..."""
     raw = name.split("/")[:-1]
-    parts = [re.sub(r"_\d+$", "", p) for p in raw]  # Keras' "_1" suffixes of repeated calls
+    parts = [re.sub(r"(_\d+)+$", "", p) for p in raw]  # numbered names: "dropout_12_1" is a dropout
     for i, part in enumerate(raw):
         m = re.fullmatch(r"layer_(\d+)(?:_\d+)?", part)
         if m:
