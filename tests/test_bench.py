@@ -97,8 +97,8 @@ def test_a_worker_over_the_memory_cap_is_killed_and_recorded(tmp_path):
 
 
 def test_end_to_end_tiny_run_with_a_peer(tmp_path):
-    """Our model and the dense model in fresh processes, a stub peer (the reference's protocol: one failure,
-    one success), and the outputs: JSON, Markdown table, plot."""
+    """Our model, its ONNX export in ONNX Runtime and the dense model in fresh processes, a stub peer (the
+    reference's protocol: one failure, one success), and the outputs: JSON, Markdown table, plot."""
     stub = tmp_path / "peer.py"
     stub.write_text(textwrap.dedent("""
         import json, sys
@@ -116,7 +116,7 @@ def test_end_to_end_tiny_run_with_a_peer(tmp_path):
     """))
     lines = []
     report = bench.run_benchmark(
-        lengths=[32], modes=["forward", "train"], impls=["ours", "dense", "reference", "reference_noglobal"],
+        lengths=[32], modes=["forward", "train"], impls=["ours", "onnx", "dense", "reference", "reference_noglobal"],
         peer_python=sys.executable, peer_script=str(stub), config=TINY, repeats=1, warmup=0,
         out_dir=str(tmp_path / "out"), measure_matmul=False, log=lines.append,
     )
@@ -126,6 +126,13 @@ def test_end_to_end_tiny_run_with_a_peer(tmp_path):
         assert r["ok"], r["errors"]
         assert r["median_s"] > 0 and r["tokens_per_s"] > 0 and r["peak_rss_bytes"] > r["rss_after_build_bytes"] > 0
         assert r["achieved_gflops"] > 0 and r["fraction_of_matmul_peak"] is None  # no peak measured here
+    # ONNX Runtime (forward only), in a process of its own: its peak is not the exporting worker's
+    onnx_row = rows[("onnx", "forward")]
+    assert onnx_row["ok"], onnx_row["errors"]
+    assert onnx_row["median_s"] > 0 and onnx_row["peak_rss_bytes"] > onnx_row["rss_after_build_bytes"] > 0
+    assert ("onnx", "train") not in rows
+    [raw] = [r for r in report["raw"] if r["impl"] == "onnx"]
+    assert raw["peak_rss_bytes"] < raw["export_peak_rss_bytes"] and raw["export_s"] > 0 and raw["onnxruntime"]
     assert not rows[("reference", "forward")]["ok"]
     assert "Incompatible shapes" in rows[("reference", "forward")]["errors"][0]
     assert rows[("reference_noglobal", "train")]["median_s"] == 0.5

@@ -598,9 +598,15 @@ def test_other_formats_and_explicit_signatures_go_to_keras(tmp_path, monkeypatch
                                                   "input_signature": spec})
     assert calls[1][1:] == ((tmp_path / "b",), {"format": "litert", "verbose": None, "input_signature": None,
                                                   "optimizations": []})
-    # ONNX: tf2onnx cannot convert the graph (see serving.ONNX_UNSUPPORTED); a clear error, no broken file.
-    with pytest.raises(NotImplementedError, match="slot buckets"):
-        model.export(tmp_path / "c.onnx", format="onnx")
+    # ONNX: our own export (tf_longformer.onnx_export; tests/test_onnx.py runs it), never Keras'.
+    onnx_calls = []
+    from tf_longformer import onnx_export
+
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda *args, **kwargs: onnx_calls.append((args, kwargs)))
+    model.export(tmp_path / "c.onnx", format="onnx", opset=17)
+    assert onnx_calls == [((model, tmp_path / "c.onnx"), {"verbose": None, "opset": 17})]
+    with pytest.raises(ValueError, match="no `input_signature`"):
+        model.export(tmp_path / "d.onnx", format="onnx", input_signature=spec)
     assert not os.listdir(tmp_path) and len(calls) == 2
 
 

@@ -447,20 +447,17 @@ def write_warmup_requests(directory, task, names, config, model_name="longformer
 
 
 # --------------------------------------------------------------------------------------------- dispatch
-ONNX_UNSUPPORTED = (
-    "ONNX export is not supported: tf2onnx (1.17, what Keras' ONNX export uses with TensorFlow) cannot convert "
-    "the data-dependent choice among the global-attention slot buckets (measured when it was a `tf.switch_case`: "
-    "unsupported `_SwitchN`/`Merge` ops; now a chain of `tf.cond`, not re-checked), and converts the "
-    "bucket-free inspection graph into a model onnxruntime refuses (a boolean `Pad`). Export a SavedModel "
-    "(format='tf_saved_model', the default) and serve it with TensorFlow Serving."
-)
-
-
 def export(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
-    """`model.export(...)`: our serving SavedModel for `tf_saved_model`; Keras' own export otherwise."""
+    """`model.export(...)`: our serving SavedModel for `tf_saved_model`, our ONNX export for `onnx`
+    (`tf_longformer.onnx_export`); Keras' own export otherwise."""
     if format == "tf_saved_model" and input_signature is None:
         return export_saved_model(model, filepath, verbose=verbose, **kwargs)
     if format == "onnx":
-        raise NotImplementedError(ONNX_UNSUPPORTED)
+        if input_signature is not None:
+            raise ValueError("format='onnx' takes no `input_signature`: the ONNX files have the SavedModel's named "
+                             "inputs (input_ids, attention_mask, global_attention_mask), every axis dynamic.")
+        from tf_longformer import onnx_export
+
+        return onnx_export.export_onnx(model, filepath, verbose=verbose, **kwargs)
     return keras.Model.export(model, filepath, format=format, verbose=verbose, input_signature=input_signature,
                               **kwargs)

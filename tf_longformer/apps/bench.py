@@ -8,6 +8,10 @@ Implementations (`impls`):
   `ours_bf16`: the Keras `mixed_bfloat16` policy. `ours_gc`: float32 with gradient checkpointing
   (`gradient_checkpointing=True`: each layer's activations recomputed in the backward pass; less memory).
   `ours_xla_gc`: both. Our training step is `fit`'s: vocabulary logits at the labelled positions only.
+- `onnx`: `ours` (the same weights) exported with `model.export(path, format="onnx")` and run in ONNX Runtime
+  (forward only), in a grandchild process that holds ONNX Runtime and numpy only
+  (`tf_longformer/apps/peers/onnx_runtime_bench.py`): its times and peak memory are ONNX Runtime's; the
+  export's time and the exporting worker's peak are recorded beside them (`export_s`, `export_peak_rss_bytes`).
 - `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
   long-input model must beat.
 - `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
@@ -44,7 +48,7 @@ import tempfile
 import time
 import traceback
 
-from tf_longformer.apps.peers import script_path
+from tf_longformer.apps.peers import ONNX_RUNTIME_BENCH, script_path
 
 RESULT_PREFIX = "BENCH_RESULT "
 BASE_CONFIG = {
@@ -53,7 +57,8 @@ BASE_CONFIG = {
 }
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384)
 DEFAULT_MODES = ("forward", "train")
-OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc", "dense")
+OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc", "onnx", "dense")
+FORWARD_ONLY = ("onnx",)  # implementations without a training step
 PEER_IMPLS = ("reference", "reference_noglobal", "reference_xla", "hf_roberta")
 ALL_IMPLS = OUR_IMPLS + PEER_IMPLS
 PEER_PREFIX = "BENCH_PEER "
@@ -224,6 +229,8 @@ def _worker(spec: dict) -> dict:
     ids, glob, labels = tf.constant(ids), tf.constant(glob), tf.constant(labels)
     jit = impl in ("ours_xla", "ours_xla_gc")
 
+    if impl == "onnx":
+        return {**result, **_onnx_runtime(spec, config, ids.numpy(), glob.numpy())}
     if impl in ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc"):
         import tf_longformer as T
         from tf_longformer import training as T_training
@@ -304,6 +311,42 @@ def mlm_labels(ids, fraction, seed):
     return np.where(picked, ids, -100).astype(np.int32)
 
 
+def _onnx_runtime(spec, config, ids, glob):
+    """`ours` (the bare model, the same seed) exported to ONNX here, then timed in ONNX Runtime in a fresh process
+    (`peers/onnx_runtime_bench.py`): its times and its peak memory are the result."""
+    import numpy as np
+
+    import tf_longformer as T
+
+    if spec.get("mode", "forward") != "forward":
+        raise ValueError("the onnx implementation measures the forward pass only")
+    length = ids.shape[1]
+    cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1, **config)
+    model = T.TFLongformerModel(cfg)
+    model(ids[:, :8], global_attention_mask=glob[:, :8])
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+        t0 = time.perf_counter()
+        paths = model.export(os.path.join(tmp, "model.onnx"), format="onnx", auto_global=False)
+        export_s = time.perf_counter() - t0
+        export_peak = _peak_rss_bytes()
+        del model
+        inputs = os.path.join(tmp, "inputs.npz")
+        np.savez(inputs, input_ids=ids, attention_mask=np.ones_like(ids), global_attention_mask=glob)
+        run = {"model": paths["with_global"], "inputs": inputs, "warmup": int(spec.get("warmup", 1)),
+               "repeats": int(spec.get("repeats", 3))}
+        proc = subprocess.run([sys.executable, script_path(ONNX_RUNTIME_BENCH), json.dumps(run)],
+                              capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                                  if k != "PYTHONPATH"})
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            out = json.loads(line[len(RESULT_PREFIX):])
+            break
+    else:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])[-400:]
+        raise RuntimeError(f"ONNX Runtime exited with status {proc.returncode} and no result: {tail}")
+    return {**out, "export_s": export_s, "export_peak_rss_bytes": export_peak}
+
+
 def _matmul_peak(spec: dict) -> dict:
     """The machine's measured matmul peak: median GFLOP/s of n^3 products after a warm-up, fp32 and bf16."""
     import tensorflow as tf
@@ -382,11 +425,11 @@ def _bf16_accuracy(spec: dict) -> dict:
 
 def _worker_main(spec_json: str) -> int:
     try:
-        result = {"ok": True, **_worker(json.loads(spec_json))}
+        result = {"ok": True, **_worker(json.loads(spec_json))}  # `onnx` brings ONNX Runtime's own peak
     except Exception as e:  # reported to the parent, which records it as a failed measurement
         result = {"ok": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:600],
                   "traceback_tail": traceback.format_exc()[-2000:]}
-    result["peak_rss_bytes"] = _peak_rss_bytes()
+    result.setdefault("peak_rss_bytes", _peak_rss_bytes())
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 
@@ -564,6 +607,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                 for impl in impls:
                     if impl == "reference_noglobal" and mode != "train":
                         continue  # its forward is not a target; the global-token forward works
+                    if impl in FORWARD_ONLY and mode != "forward":
+                        continue
                     made = _spec_for(impl, mode, length, common)
                     if made is None:
                         continue

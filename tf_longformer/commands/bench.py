@@ -55,7 +55,8 @@ def register(sub) -> None:
     p.add_argument("--lengths", default="1k,2k,4k,8k,16k", help="comma-separated lengths (default: %(default)s)")
     p.add_argument("--modes", default="forward,train", help="forward, train or both (default: %(default)s)")
     p.add_argument("--impls", default=None,
-                   help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, ours_xla_gc, dense, reference, reference_noglobal, "
+                   help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, ours_xla_gc, onnx (ONNX Runtime, "
+                        "forward only), dense, reference, reference_noglobal, "
                         "reference_xla, hf_roberta (default: ours,dense + reference,reference_noglobal "
                         "with --peer-python)")
     p.add_argument("--peer-python", default=None,

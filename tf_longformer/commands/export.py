@@ -18,8 +18,9 @@ def _find_tokenizer(directory):
 
 
 def cmd_export(args) -> int:
-    """Exports a checkpoint as a SavedModel for TensorFlow Serving, in its <base>/<version>/ layout."""
+    """Exports a checkpoint as a SavedModel for TensorFlow Serving (or ONNX, --format onnx), in a <base>/<version>/ layout."""
     quiet_tf()
+    _check_format_options(args)
     from tf_longformer import LongformerConfig, serving
     from tf_longformer.files import resolve_checkpoint_dir
 
@@ -42,6 +43,8 @@ def cmd_export(args) -> int:
     if args.no_tokenizer:
         tokenizer = None
     model = serving.model_class(task).from_pretrained(directory)
+    if args.format == "onnx":
+        return _export_onnx(model, task, tokenizer, args)
     signatures = args.signatures.split(",") if args.signatures else None
     target = serving.export_for_serving(
         model, args.output, args.version, overwrite=args.overwrite, tokenizer=tokenizer, signatures=signatures,
@@ -51,6 +54,41 @@ def cmd_export(args) -> int:
         meta = json.load(f)
     print(json.dumps({"export": target, "task": task, "version": int(os.path.basename(target)),
                       "signatures": sorted(meta["signatures"]), "tokenizer": meta["tokenizer"]}, indent=2))
+    return 0
+
+
+SAVED_MODEL_ONLY = {"signatures": "--signatures", "no_int64": "--no-int64", "top_k": "--top-k", "warmup": "--warmup"}
+
+
+def _check_format_options(args):
+    """The SavedModel's options mean nothing for ONNX: refuse them instead of ignoring them."""
+    if args.format != "onnx":
+        return
+    given = [flag for key, flag in SAVED_MODEL_ONLY.items()
+             if (args.top_k != 10 if key == "top_k" else getattr(args, key) not in (None, False))]
+    if given:
+        raise SystemExit(f"error: {', '.join(given)} only apply to --format tf_saved_model; the ONNX export writes "
+                         "the serving_default and auto_global graphs (see the README, section ONNX).")
+
+
+def _export_onnx(model, task, tokenizer, args):
+    """OUTPUT/<version>/model.onnx, model.auto_global.onnx, model.json, plus config.json and the tokenizer."""
+    from tf_longformer import onnx_export, serving
+
+    version = serving.next_version(args.output) if args.version is None else args.version
+    target = os.path.join(args.output, str(version))
+    if os.path.exists(target) and not args.overwrite:
+        raise SystemExit(f"error: Version {version} already exists at {target}; omit --version to write the next "
+                         "one, or pass --overwrite.")
+    paths = onnx_export.export_onnx(model, os.path.join(target, "model.onnx"), overwrite=True)
+    model.hf_config().save_pretrained(target)
+    if tokenizer is not None:
+        serving._load_tokenizer(tokenizer).save_pretrained(target)
+    with open(paths["metadata"], encoding="utf-8") as f:
+        meta = json.load(f)
+    print(json.dumps({"export": target, "format": "onnx", "task": task, "version": version,
+                      "files": sorted(os.path.basename(p) for p in paths.values()), "opset": meta["opset"],
+                      "tf2onnx": meta["tf2onnx"], "tokenizer": tokenizer is not None}, indent=2))
     return 0
 
 
@@ -100,6 +138,10 @@ def register(sub) -> None:
     p.add_argument("--output", required=True, help="the model's base directory; the export goes to OUTPUT/<version>/")
     p.add_argument("--version", type=_version, help="version folder number (default: one more than the largest there)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    p.add_argument("--format", choices=("tf_saved_model", "onnx"), default="tf_saved_model",
+                   help="tf_saved_model (default; TF Serving) or onnx: OUTPUT/<version>/model.onnx (with "
+                        "global_attention_mask), model.auto_global.onnx (the head's automatic global attention) and "
+                        "model.json, for ONNX Runtime (needs the onnx extra)")
     tok = p.add_mutually_exclusive_group()
     tok.add_argument("--tokenizer", help="tokenizer directory (default: the checkpoint directory, if it has one)")
     tok.add_argument("--no-tokenizer", action="store_true", help="export without tokenizer files")

@@ -46,6 +46,9 @@ STATIC_SLOTS_EVERYWHERE = False
 # static paths, XLA's: their `tf.cond` gradients would carry every branch's intermediates), "always" or "never"
 # (tests compare with plain autodiff).
 RECOMPUTE_GLOBAL_PATHS = "static"
+# The ONNX export (tf_longformer/onnx_export.py) sets this while it traces: `_bucketed` then runs ONE path, the
+# batch's own global count (at least one slot, empty ones masked out), unfolded, with no `tf.cond`.
+SINGLE_GLOBAL_PATH = False
 # Fast-path tuning, measured on a 2-core AVX-512 CPU (see `tf-longformer bench` and README "Performance").
 DEFAULT_CHUNK_QUERIES = 2048  # queries of one (batch, head) per loop step: a few MB of scores, cache-resident
 DEFAULT_DENSE_MAX_LENGTH = 768  # padded lengths up to this use one dense masked product (faster there, measured)
@@ -950,6 +953,8 @@ class LongformerSelfAttention(keras.layers.Layer):
         A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
         (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
         """
+        if SINGLE_GLOBAL_PATH:  # no global token: the empty slot weighs exactly 0 (see `merge_softmax_parts`)
+            return attend(tf.maximum(max_count, 1))
         static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
         sizes = buckets + [padded]  # static slot counts; only the last resort follows an unknown length

@@ -37,7 +37,10 @@ class TFLongformerForSequenceClassification(TFLongformerPreTrainedModel):
         self.classifier.build()
 
     def automatic_global_attention(self, input_ids):
-        return tf.one_hot(tf.zeros(tf.shape(input_ids)[:1], tf.int32), tf.shape(input_ids)[1], dtype=tf.int32)
+        """1 on each row's first token (`<s>`). A comparison, not `tf.one_hot`: tf2onnx 1.17 cannot convert a
+        one-hot whose depth (here the length) is only known at run time."""
+        first = tf.equal(tf.range(tf.shape(input_ids)[1]), 0)
+        return tf.cast(tf.broadcast_to(first[None, :], tf.shape(input_ids)), tf.int32)
 
     def head(self, out, x, training):
         return {"logits": self.classifier(out["last_hidden_state"], training=training)}

@@ -3,6 +3,7 @@
 `hf_tf_longformer_bench.py`: the reference TF Longformer (Hugging Face `transformers` 4.x + `tf-keras`) for
 `tf-longformer bench --peer-python PY`. It lives in the package so an installed tf-longformer has it;
 `script_path(name)` locates it.
+`onnx_runtime_bench.py`: the `onnx` implementation's timing in ONNX Runtime, in a process without TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 
 HF_TF_LONGFORMER_BENCH = "hf_tf_longformer_bench.py"
+ONNX_RUNTIME_BENCH = "onnx_runtime_bench.py"  # the `onnx` implementation's ONNX Runtime side (no TensorFlow)
 
 
 def script_path(name: str = HF_TF_LONGFORMER_BENCH) -> str:

@@ -1,0 +1,64 @@
+"""The `onnx` implementation of `tf-longformer bench`: times an exported ONNX file in ONNX Runtime.
+
+Started as a file (`python onnx_runtime_bench.py SPEC_JSON`) by the bench worker that exported the model, so this
+process holds ONNX Runtime and numpy only (its peak memory is ONNX Runtime's, not TensorFlow's): it imports
+nothing from tf_longformer, TensorFlow or Keras. SPEC_JSON: `{"model": path, "inputs": npz path, "warmup": n,
+"repeats": n}`. Prints one line `BENCH_RESULT {json}` with `first_call_s`, `times`, `peak_rss_bytes`,
+`rss_after_build_bytes` (after the session is made), `onnxruntime`.
+"""
+
+import json
+import resource
+import sys
+import time
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+def _status_bytes(field):
+    """A memory figure of this process from /proc/self/status (Linux), in bytes; 0 elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _peak_rss_bytes():
+    """This process's peak resident memory: VmHWM (Linux), which starts afresh at exec. Not `ru_maxrss` where
+    VmHWM exists: Linux keeps it across fork and exec, so it would report the exporting worker's peak."""
+    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main(spec_json):
+    spec = json.loads(spec_json)
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(spec["model"], providers=["CPUExecutionProvider"])
+    after_build = _status_bytes("VmRSS")
+    data = np.load(spec["inputs"])
+    feed = {i.name: data[i.name] for i in session.get_inputs()}
+    first = session.get_outputs()[0].name
+    t0 = time.perf_counter()
+    session.run([first], feed)
+    result = {"first_call_s": time.perf_counter() - t0, "onnxruntime": ort.__version__,
+              "rss_after_build_bytes": after_build}
+    for _ in range(int(spec.get("warmup", 1))):
+        session.run([first], feed)
+    times = []
+    for _ in range(int(spec.get("repeats", 3))):
+        t0 = time.perf_counter()
+        session.run([first], feed)
+        times.append(time.perf_counter() - t0)
+    result["times"] = times
+    result["peak_rss_bytes"] = _peak_rss_bytes()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
