@@ -12,6 +12,9 @@ Implementations (`impls`):
   (forward only), in a grandchild process that holds ONNX Runtime and numpy only
   (`tf_longformer/apps/peers/onnx_runtime_bench.py`): its times and peak memory are ONNX Runtime's; the
   export's time and the exporting worker's peak are recorded beside them (`export_s`, `export_peak_rss_bytes`).
+- `saved_model`: the same, exported as our serving SavedModel (`model.export(path)`) and run as TF Serving runs
+  it: `tf.saved_model.load`, `serving_default` with named int32 tensors, in a grandchild process that imports
+  TensorFlow only (`tf_longformer/apps/peers/saved_model_bench.py`).
 - `dense`: a dense full-attention encoder of the same size (Keras 3 `MultiHeadAttention`), the baseline a
   long-input model must beat.
 - `reference`: the Hugging Face TF Longformer (`transformers` 4.x + `tf-keras`) in ANOTHER Python
@@ -48,7 +51,7 @@ import tempfile
 import time
 import traceback
 
-from tf_longformer.apps.peers import ONNX_RUNTIME_BENCH, script_path
+from tf_longformer.apps.peers import ONNX_RUNTIME_BENCH, SAVED_MODEL_BENCH, script_path
 
 RESULT_PREFIX = "BENCH_RESULT "
 BASE_CONFIG = {
@@ -57,8 +60,8 @@ BASE_CONFIG = {
 }
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384)
 DEFAULT_MODES = ("forward", "train")
-OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc", "onnx", "dense")
-FORWARD_ONLY = ("onnx",)  # implementations without a training step
+OUR_IMPLS = ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc", "onnx", "saved_model", "dense")
+FORWARD_ONLY = ("onnx", "saved_model")  # implementations without a training step
 PEER_IMPLS = ("reference", "reference_noglobal", "reference_xla", "hf_roberta")
 ALL_IMPLS = OUR_IMPLS + PEER_IMPLS
 PEER_PREFIX = "BENCH_PEER "
@@ -229,8 +232,8 @@ def _worker(spec: dict) -> dict:
     ids, glob, labels = tf.constant(ids), tf.constant(glob), tf.constant(labels)
     jit = impl in ("ours_xla", "ours_xla_gc")
 
-    if impl == "onnx":
-        return {**result, **_onnx_runtime(spec, config, ids.numpy(), glob.numpy())}
+    if impl in FORWARD_ONLY:
+        return {**result, **_exported(impl, spec, config, ids.numpy(), glob.numpy())}
     if impl in ("ours", "ours_xla", "ours_bf16", "ours_gc", "ours_xla_gc"):
         import tf_longformer as T
         from tf_longformer import training as T_training
@@ -311,30 +314,38 @@ def mlm_labels(ids, fraction, seed):
     return np.where(picked, ids, -100).astype(np.int32)
 
 
-def _onnx_runtime(spec, config, ids, glob):
-    """`ours` (the bare model, the same seed) exported to ONNX here, then timed in ONNX Runtime in a fresh process
-    (`peers/onnx_runtime_bench.py`): its times and its peak memory are the result."""
+def _exported(impl, spec, config, ids, glob):
+    """`ours` (the bare model, the same seed) exported here, then timed in a fresh process that loads the export as
+    a server would: `onnx` in ONNX Runtime (`peers/onnx_runtime_bench.py`, no TensorFlow), `saved_model` with
+    `tf.saved_model.load` (`peers/saved_model_bench.py`, no tf_longformer). That process's times and peak memory
+    are the result."""
     import numpy as np
 
     import tf_longformer as T
 
     if spec.get("mode", "forward") != "forward":
-        raise ValueError("the onnx implementation measures the forward pass only")
+        raise ValueError(f"the {impl} implementation measures the forward pass only")
     length = ids.shape[1]
     cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1, **config)
     model = T.TFLongformerModel(cfg)
     model(ids[:, :8], global_attention_mask=glob[:, :8])
-    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{impl}-") as tmp:
         t0 = time.perf_counter()
-        paths = model.export(os.path.join(tmp, "model.onnx"), format="onnx", auto_global=False)
+        if impl == "onnx":
+            exported = model.export(os.path.join(tmp, "model.onnx"), format="onnx", auto_global=False)["with_global"]
+            script = ONNX_RUNTIME_BENCH
+        else:
+            exported = os.path.join(tmp, "saved_model")
+            model.export(exported)
+            script = SAVED_MODEL_BENCH
         export_s = time.perf_counter() - t0
         export_peak = _peak_rss_bytes()
         del model
         inputs = os.path.join(tmp, "inputs.npz")
         np.savez(inputs, input_ids=ids, attention_mask=np.ones_like(ids), global_attention_mask=glob)
-        run = {"model": paths["with_global"], "inputs": inputs, "warmup": int(spec.get("warmup", 1)),
+        run = {"model": exported, "inputs": inputs, "warmup": int(spec.get("warmup", 1)),
                "repeats": int(spec.get("repeats", 3))}
-        proc = subprocess.run([sys.executable, script_path(ONNX_RUNTIME_BENCH), json.dumps(run)],
+        proc = subprocess.run([sys.executable, script_path(script), json.dumps(run)],
                               capture_output=True, text=True, env={k: v for k, v in os.environ.items()
                                                                   if k != "PYTHONPATH"})
     for line in reversed(proc.stdout.splitlines()):
@@ -343,7 +354,7 @@ def _onnx_runtime(spec, config, ids, glob):
             break
     else:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])[-400:]
-        raise RuntimeError(f"ONNX Runtime exited with status {proc.returncode} and no result: {tail}")
+        raise RuntimeError(f"the {impl} runner exited with status {proc.returncode} and no result: {tail}")
     return {**out, "export_s": export_s, "export_peak_rss_bytes": export_peak}
 
 

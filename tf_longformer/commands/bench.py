@@ -56,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--modes", default="forward,train", help="forward, train or both (default: %(default)s)")
     p.add_argument("--impls", default=None,
                    help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, ours_xla_gc, onnx (ONNX Runtime, "
-                        "forward only), dense, reference, reference_noglobal, "
+                        "forward only), saved_model (our serving SavedModel, forward only), dense, reference, reference_noglobal, "
                         "reference_xla, hf_roberta (default: ours,dense + reference,reference_noglobal "
                         "with --peer-python)")
     p.add_argument("--peer-python", default=None,
