@@ -13,7 +13,7 @@ multiple choice). Two files, not one graph with an optional input: an ONNX graph
 input backed by an initializer is only a default value, and runtimes such as TensorRT freeze it as a constant),
 so "no global_attention_mask" would need a sentinel value; two graphs say it with the inputs themselves.
 
-The exported variant (the numbers are the Keras model's, tests/test_onnx.py checks them in ONNX Runtime):
+The exported variant (the numbers are the Keras model's; the suite's test_onnx.py checks them in ONNX Runtime):
 - the band: the blocked band (`blocked_band_attention`), whose chunk loop (`tf.map_fn`) becomes an ONNX `Loop`;
   the length is unknown at trace time, so this is the path every length takes, as in the SavedModel.
 - the global tokens: ONE path with the batch's own global count (`attention.SINGLE_GLOBAL_PATH`, set while

@@ -448,16 +448,9 @@ def write_warmup_requests(directory, task, names, config, model_name="longformer
 
 # --------------------------------------------------------------------------------------------- dispatch
 def export(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
-    """`model.export(...)`: our serving SavedModel for `tf_saved_model`, our ONNX export for `onnx`
-    (`tf_longformer.onnx_export`); Keras' own export otherwise."""
+    """`model.export(...)`: our serving SavedModel for `tf_saved_model`; Keras' own export otherwise. (`onnx` is
+    dispatched by the model's `export` to `tf_longformer.onnx_export`, which builds on this module.)"""
     if format == "tf_saved_model" and input_signature is None:
         return export_saved_model(model, filepath, verbose=verbose, **kwargs)
-    if format == "onnx":
-        if input_signature is not None:
-            raise ValueError("format='onnx' takes no `input_signature`: the ONNX files have the SavedModel's named "
-                             "inputs (input_ids, attention_mask, global_attention_mask), every axis dynamic.")
-        from tf_longformer import onnx_export
-
-        return onnx_export.export_onnx(model, filepath, verbose=verbose, **kwargs)
     return keras.Model.export(model, filepath, format=format, verbose=verbose, input_signature=input_signature,
                               **kwargs)

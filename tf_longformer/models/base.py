@@ -394,7 +394,16 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
     # --------------------------------------------------------------------------------------------- export
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Keras' `export`; for `tf_saved_model`, a TF Serving SavedModel with named, dynamic-shape signatures,
-        tokenizer and labels beside it (`tokenizer=`, `signatures=`, `int64=`, ...: see `tf_longformer.serving`)."""
+        tokenizer and labels beside it (`tokenizer=`, `signatures=`, `int64=`, ...: see `tf_longformer.serving`);
+        for `onnx`, the ONNX files of `tf_longformer.onnx_export.export_onnx`."""
+        if format == "onnx":
+            if input_signature is not None:
+                raise ValueError("format='onnx' takes no `input_signature`: the ONNX files have the SavedModel's "
+                                 "named inputs (input_ids, attention_mask, global_attention_mask), every axis "
+                                 "dynamic.")
+            from tf_longformer import onnx_export
+
+            return onnx_export.export_onnx(self, filepath, verbose=verbose, **kwargs)
         from tf_longformer import serving
 
         return serving.export(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
