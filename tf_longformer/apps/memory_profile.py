@@ -32,32 +32,30 @@ def _source(tensor):
     return tensor
 
 
-def _live_ops(graph):
-    """The ops that run: ancestors (data and control) of the graph's outputs and control outputs. Others are
-    pruned (e.g. the unused `Identity` a custom gradient leaves on its output)."""
-    found = set()
-    stack = [t.op for t in graph.outputs] + list(getattr(graph, "control_outputs", []))
+def _ancestors(ops, control):
+    """`ops` and every op they depend on, through data inputs (and control inputs when `control`)."""
+    found, stack = set(), list(ops)
     while stack:
         op = stack.pop()
         if op in found:
             continue
         found.add(op)
         stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
+        if control:
+            stack.extend(op.control_inputs)
     return found
+
+
+def _live_ops(graph):
+    """The ops that run: ancestors (data and control) of the graph's outputs and control outputs. Others are
+    pruned (e.g. the unused `Identity` a custom gradient leaves on its output)."""
+    return _ancestors([t.op for t in graph.outputs] + list(getattr(graph, "control_outputs", [])), control=True)
 
 
 def _forward_ops(loss):
     """Every op the loss's value depends on: its ancestors through data inputs. (Not control inputs: a
     `tf.function` chains every stateful op, the optimizer's updates included, before its outputs.)"""
-    found, stack = set(), [loss.op]
-    while stack:
-        op = stack.pop()
-        if op in found:
-            continue
-        found.add(op)
-        stack.extend(t.op for t in op.inputs)
-    return found
+    return _ancestors([loss.op], control=False)
 
 
 def component_of(name: str) -> tuple[str, str]:

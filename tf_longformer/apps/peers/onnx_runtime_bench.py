@@ -8,29 +8,12 @@ nothing from tf_longformer, TensorFlow or Keras. SPEC_JSON: `{"model": path, "in
 """
 
 import json
-import resource
 import sys
 import time
 
+from process_memory import peak_rss_bytes, status_bytes  # beside this file
+
 RESULT_PREFIX = "BENCH_RESULT "
-
-
-def _status_bytes(field):
-    """A memory figure of this process from /proc/self/status (Linux), in bytes; 0 elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _peak_rss_bytes():
-    """This process's peak resident memory: VmHWM (Linux), which starts afresh at exec. Not `ru_maxrss` where
-    VmHWM exists: Linux keeps it across fork and exec, so it would report the exporting worker's peak."""
-    return _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main(spec_json):
@@ -39,7 +22,7 @@ def main(spec_json):
     import onnxruntime as ort
 
     session = ort.InferenceSession(spec["model"], providers=["CPUExecutionProvider"])
-    after_build = _status_bytes("VmRSS")
+    after_build = status_bytes("VmRSS")
     data = np.load(spec["inputs"])
     feed = {i.name: data[i.name] for i in session.get_inputs()}
     first = session.get_outputs()[0].name
@@ -55,7 +38,7 @@ def main(spec_json):
         session.run([first], feed)
         times.append(time.perf_counter() - t0)
     result["times"] = times
-    result["peak_rss_bytes"] = _peak_rss_bytes()
+    result["peak_rss_bytes"] = peak_rss_bytes()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

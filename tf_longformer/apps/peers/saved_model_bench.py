@@ -10,23 +10,12 @@ process holds TensorFlow and the SavedModel only: it imports nothing from tf_lon
 
 import json
 import os
-import resource
 import sys
 import time
 
+from process_memory import peak_rss_bytes, status_bytes  # beside this file
+
 RESULT_PREFIX = "BENCH_RESULT "
-
-
-def _status_bytes(field):
-    """A memory figure of this process from /proc/self/status (Linux), in bytes; 0 elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def main(spec_json):
@@ -37,7 +26,7 @@ def main(spec_json):
 
     loaded = tf.saved_model.load(spec["model"])
     serve = loaded.signatures["serving_default"]
-    after_build = _status_bytes("VmRSS")
+    after_build = status_bytes("VmRSS")
     data = np.load(spec["inputs"])
     names = serve.structured_input_signature[1]
     feed = {name: tf.constant(data[name], dtype=names[name].dtype) for name in names}
@@ -58,7 +47,7 @@ def main(spec_json):
         call()
         times.append(time.perf_counter() - t0)
     result["times"] = times
-    result["peak_rss_bytes"] = _status_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_rss_bytes"] = peak_rss_bytes()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 
