@@ -370,6 +370,55 @@ def test_band_layout_covers_every_position_once(length, chunk):
     np.testing.assert_array_equal(pick, owner * lay.size + pos - starts[owner])
 
 
+@pytest.mark.parametrize("length", [8, 24, 28, 64])
+def test_band_layout_of_an_unknown_length_is_cut_to_it(length):
+    """A length unknown at trace time (`padded_batch`, a serving signature) gets the layout a known length
+    gets: the chunk cut to the length at run time, so a row shorter than `chunk` queries does not pay for the
+    whole chunk (it did 4x the work at 512 tokens with 2048-query chunks)."""
+    chunk = 32
+    known = band_layout(tf.zeros([1, 2, length, 4]), 4, 2, chunk)
+    seen = {}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 2, None, 4])])
+    def layout(q):
+        lay = band_layout(q, 4, 2, chunk)
+        assert not isinstance(lay.nc, int)  # a run-time size
+        return lay.nc, lay.size, lay.full, lay.num_chunks, lay.starts, lay.pick
+
+    nc, size, full, num_chunks, starts, pick = (x.numpy() for x in layout(tf.zeros([1, 2, length, 4])))
+    assert (nc, size, full, num_chunks) == (known.nc, known.size, known.full, int(known.num_chunks))
+    assert full == length  # no query computed past the row
+    np.testing.assert_array_equal(starts, known.starts.numpy())
+    np.testing.assert_array_equal(pick, known.pick.numpy())
+
+
+@pytest.mark.parametrize("length", [16, 48, 72])
+def test_blocked_band_of_an_unknown_length_equals_the_known_one(length):
+    """Values and gradients of the blocked band traced with the length unknown (run-time chunk) equal those
+    traced with it known, with dropout (the same stateless masks) and masked keys."""
+    rng = np.random.default_rng(length)
+    b, h, d, w = 2, 2, 4, 8
+    q, k, v = (tf.constant(rng.normal(size=(b, h, length, d)), tf.float32) for _ in range(3))
+    mask = np.ones((b, length), np.int32)
+    mask[1, -5:] = 0
+    mask[0, 3] = 2
+    mask = tf.constant(mask)
+    seed = tf.constant([3, 4], tf.int32)
+
+    def loss_and_grads(q, k, v, m):
+        with tf.GradientTape() as tape:
+            tape.watch([q, k, v])
+            out, lse = blocked_band_attention(q, k, v, m, w, block=4, chunk=16, dropout_rate=0.2, seed=seed)
+            loss = tf.reduce_sum(out * tf.cos(out)) + tf.reduce_sum(tf.where(lse > -1e29, lse, 0.0) * 0.1)
+        return (out, lse, *tape.gradient(loss, [q, k, v]))
+
+    spec = [tf.TensorSpec([b, h, None, d])] * 3 + [tf.TensorSpec([b, None], tf.int32)]
+    unknown = tf.function(loss_and_grads, input_signature=spec)(q, k, v, mask)
+    known = tf.function(loss_and_grads)(q, k, v, mask)
+    for a, e in zip(unknown, known):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("w,block", [(4, 2), (6, 3), (4, 4), (6, 1)])
 def test_band_pieces_cover_exactly_the_window(w, block):
     """Piece `j` holds the keys at offsets `(j - s) * block + c - r`; with `band_edges` on the end pieces, the

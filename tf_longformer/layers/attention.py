@@ -297,12 +297,17 @@ class BandLayout(NamedTuple):
 def band_layout(q, w, block, chunk):
     """The `BandLayout` of queries `q` `(batch, heads, length, dim)`, blocks of `block`, `chunk` queries a step."""
     static_len = q.shape[2]
-    nc = max(1, chunk // block if static_len is None else min(chunk // block, static_len // block))
-    size = nc * block
     if static_len is None:
+        # The chunk is cut to the length at run time, as it is at trace time for a known length: a fixed chunk of
+        # `chunk` queries would make a row shorter than it pay for the whole chunk (a 512-token batch of unknown
+        # length, as `padded_batch` and a serving signature give, did 4x the work: measured).
         length = tf.shape(q)[2]
+        nc = tf.maximum(1, tf.minimum(chunk // block, length // block))
+        size = nc * block
         full = tf.maximum(length, size)
     else:
+        nc = max(1, min(chunk // block, static_len // block))
+        size = nc * block
         length = static_len
         full = max(length, size)
     num_chunks = (full + size - 1) // size
@@ -317,10 +322,20 @@ def band_layout(q, w, block, chunk):
     )
 
 
+def _static(n):
+    """`n` where it is a Python int (known at trace time), else None (a shape's unknown dimension)."""
+    return n if isinstance(n, int) else None
+
+
 def _rows(x, start, count):
     """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
-    return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
-                    [count] + [-1] * (len(x.shape) - 1))
+    if isinstance(count, int):
+        return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
+                        [count] + [-1] * (len(x.shape) - 1))
+    # a run-time count (a length unknown at trace time): every size explicit, no -1 (ONNX converters and XLA
+    # read an explicit size; XLA folds it to a constant from the input's shape)
+    rest = tf.shape(x)[1:]
+    return tf.slice(x, tf.concat([[start], tf.zeros_like(rest)], 0), tf.concat([[count], rest], 0))
 
 
 def _flat_blocks(x, lay, before, after):
@@ -400,8 +415,8 @@ def _band_forward(qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed, p
     dtype = qblocks.dtype
     step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
-                         fn_output_signature=(tf.TensorSpec([lay.size, lay.dim], dtype),
-                                              tf.TensorSpec([lay.size], tf.float32)))
+                         fn_output_signature=(tf.TensorSpec([_static(lay.size), lay.dim], dtype),
+                                              tf.TensorSpec([_static(lay.size)], tf.float32)))
     out = tf.reshape(out, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
     lse = tf.reshape(lse, [lay.batch * lay.heads, lay.num_chunks * lay.size])
     if lay.overlap:
@@ -474,9 +489,9 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, edges, out, lse, d_out, 
     step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c,
                                                    corr_c, lay, rate, seed))
     dtype = qblocks.dtype
-    spec = tf.TensorSpec([lay.nc + 2 * lay.s, lay.block, lay.dim], dtype)
+    spec = tf.TensorSpec([_static(lay.nc + 2 * lay.s), lay.block, lay.dim], dtype)
     dq, dk, dv = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
-                           fn_output_signature=(tf.TensorSpec([lay.size, lay.dim], dtype), spec, spec))
+                           fn_output_signature=(tf.TensorSpec([_static(lay.size), lay.dim], dtype), spec, spec))
     dq = tf.reshape(dq, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
     if lay.overlap:
         dq = tf.gather(dq, lay.pick, axis=1)
