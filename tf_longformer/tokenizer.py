@@ -58,6 +58,10 @@ DEFAULT_SPECIAL_TOKENS = {
 #: Special tokens of a freshly trained vocabulary, in id order (RoBERTa's first four, then `<mask>`).
 TRAINING_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
+#: `tokenizer.json` models this class reads: byte-level BPE (RoBERTa, Longformer), Unigram (XLM-R, CamemBERT),
+#: WordPiece (BERT) and WordLevel.
+MODEL_TYPES = ("BPE", "Unigram", "WordPiece", "WordLevel")
+
 _PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 _TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 _TENSOR_TYPES = ("tf", "np")
@@ -286,6 +290,23 @@ def _read_with_string_merges(path: str) -> Tokenizer | None:
         return None
 
 
+_TOKEN_TYPE_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+# tokenizer classes of families whose models take token types (transformers returns them by default)
+_TOKEN_TYPE_CLASSES = ("Bert", "Electra", "Albert", "MobileBert", "Funnel")
+
+
+def _uses_token_types(tokenizer_class: str | None) -> bool:
+    return bool(tokenizer_class) and any(tokenizer_class.startswith(c + "Tokenizer") for c in _TOKEN_TYPE_CLASSES)
+
+
+def _is_byte_level(state: dict[str, Any]) -> bool:
+    """Whether a serialized tokenizer is the byte-level BPE of RoBERTa / GPT-2 (or a bare BPE to make one of)."""
+    if state.get("model", {}).get("type") != "BPE":
+        return False
+    pre = state.get("pre_tokenizer")
+    return pre is None or "ByteLevel" in json.dumps(pre)
+
+
 def _token_content(value: Any, source: str) -> tuple[str, dict[str, bool]]:
     """A special token given as a string or as a serialized AddedToken dict -> (content, flags given)."""
     if isinstance(value, AddedToken):
@@ -374,6 +395,8 @@ class LongformerTokenizerFast:
         unk_token: str | dict[str, Any] | AddedToken = "<unk>",
         pad_token: str | dict[str, Any] | AddedToken = "<pad>",
         mask_token: str | dict[str, Any] | AddedToken = "<mask>",
+        tokenizer_class: str | None = None,
+        model_input_names: Sequence[str] | None = None,
         **extra_config: Any,
     ) -> None:
         if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length <= 0:
@@ -386,6 +409,14 @@ class LongformerTokenizerFast:
         self._add_prefix_space = bool(add_prefix_space)
         self._trim_offsets = bool(trim_offsets)
         self._extra_config = {k: v for k, v in extra_config.items() if k not in _DROPPED_CONFIG_KEYS}
+        self._tokenizer_class = tokenizer_class
+        if model_input_names is None:
+            model_input_names = _TOKEN_TYPE_INPUTS if _uses_token_types(tokenizer_class) else self.model_input_names
+        names = tuple(model_input_names)
+        if not names or "input_ids" not in names or not set(names) <= set(_TOKEN_TYPE_INPUTS):
+            raise ValueError(f"`model_input_names` must hold 'input_ids' and only names among {_TOKEN_TYPE_INPUTS}, "
+                             f"got {model_input_names!r}.")
+        self.model_input_names = names
         self._lock = threading.Lock()
         self._warned_too_long = False
 
@@ -400,6 +431,8 @@ class LongformerTokenizerFast:
         }
         self._special_tokens: dict[str, AddedToken] = {}
         for attribute in SPECIAL_TOKEN_ATTRIBUTES:
+            if given[attribute] is None:  # a family without it (BERT has no bos/eos)
+                continue
             content, flags = _token_content(given[attribute], f"argument `{attribute}`")
             self._special_tokens[attribute] = _default_added_token(attribute, content, flags)
 
@@ -429,8 +462,10 @@ class LongformerTokenizerFast:
             if backend is None:
                 raise ValueError(f"Corrupt tokenizer file {path}: {e}") from e
         model_type = json.loads(backend.model.__getstate__()).get("type")
-        if model_type != "BPE":
-            raise ValueError(f"Tokenizer file {path} holds a {model_type} model; a byte-level BPE model is required.")
+        if model_type not in MODEL_TYPES:
+            raise ValueError(
+                f"Tokenizer file {path} holds a {model_type!r} model; supported models are {MODEL_TYPES}."
+            )
         return backend
 
     def _configure_backend(self) -> None:
@@ -448,8 +483,7 @@ class LongformerTokenizerFast:
         # Special tokens missing from the backend's added vocabulary (always the case for vocab.json + merges.txt).
         present = {t.content for t in tok.get_added_tokens_decoder().values()}
         missing: list[AddedToken] = []
-        for attribute in SPECIAL_TOKEN_ATTRIBUTES:
-            token = self._special_tokens[attribute]
+        for token in self._special_tokens.values():
             if token.content not in present:
                 present.add(token.content)
                 missing.append(token)
@@ -457,11 +491,13 @@ class LongformerTokenizerFast:
             tok.add_special_tokens(missing)
 
         state = json.loads(tok.to_str())
+        if not _is_byte_level(state):
+            return  # Unigram / WordPiece pipelines (XLM-R, BERT) are complete in their tokenizer.json: kept as they are
         before = json.dumps(state, sort_keys=True)
         pre = state.get("pre_tokenizer")
         if pre is None:
             state["pre_tokenizer"] = _byte_level_state(self._add_prefix_space)
-        elif "add_prefix_space" in pre:
+        elif pre.get("type") == "ByteLevel":
             pre["add_prefix_space"] = self._add_prefix_space
         if state.get("decoder") is None:
             state["decoder"] = _byte_level_state(True)
@@ -506,8 +542,10 @@ class LongformerTokenizerFast:
         for attribute in SPECIAL_TOKEN_ATTRIBUTES:  # validate here, where the file is known
             if attribute in config:
                 _token_content(config[attribute], f"{config_path} / {map_path}")
-        for key in ("tokenizer_class", "auto_map", "errors"):
+        for key in ("auto_map", "errors"):
             config.pop(key, None)
+        if config.get("tokenizer_class") in ("LongformerTokenizer", "LongformerTokenizerFast"):
+            config.pop("tokenizer_class")
         for key in kwargs:
             sources.pop(key, None)
         config.update(kwargs)
@@ -522,6 +560,14 @@ class LongformerTokenizerFast:
                     f"Tokenizer file not found: {' and '.join(missing)} (a tokenizer folder needs {TOKENIZER_FILE}, "
                     f"or {VOCAB_FILE} and {MERGES_FILE})."
                 )
+        try:
+            foreign = os.path.isfile(tokenizer_file) and not _is_byte_level(_read_json_object(tokenizer_file))
+        except ValueError:
+            foreign = False  # a corrupt file: the constructor says so
+        if foreign:
+            # another family's tokenizer: its special tokens are those its files name, no RoBERTa defaults
+            for attribute in SPECIAL_TOKEN_ATTRIBUTES:
+                config.setdefault(attribute, None)
         try:
             if os.path.isfile(tokenizer_file):
                 tokenizer = cls(tokenizer_file=tokenizer_file, **config)
@@ -599,26 +645,31 @@ class LongformerTokenizerFast:
         state["truncation"] = None  # per-call settings are not part of the tokenizer
         state["padding"] = None
         model = state["model"]
-        vocab = dict(sorted(model["vocab"].items(), key=lambda item: item[1]))
-        merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-        if not any(" " in token for m in model["merges"] if not isinstance(m, str) for token in m):
-            model["merges"] = merges  # `"a b"`: read by every tokenizers release (pairs only by 0.20+)
-
+        byte_level = _is_byte_level(state)
+        files: dict[str, str] = {}
         config: dict[str, Any] = dict(self._extra_config)
+        if byte_level:
+            vocab = dict(sorted(model["vocab"].items(), key=lambda item: item[1]))
+            merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+            if not any(" " in token for m in model["merges"] if not isinstance(m, str) for token in m):
+                model["merges"] = merges  # `"a b"`: read by every tokenizers release (pairs only by 0.20+)
+            files[VOCAB_FILE] = json.dumps(vocab, ensure_ascii=False)
+            files[MERGES_FILE] = "#version: 0.2\n" + "".join(f"{m}\n" for m in merges)
+            config.update(tokenizer_class="LongformerTokenizer", add_prefix_space=self._add_prefix_space,
+                          trim_offsets=self._trim_offsets, errors="replace")
+        else:  # another family's tokenizer (XLM-R, BERT): transformers reads the folder with that family's class
+            config["tokenizer_class"] = self._tokenizer_class or "PreTrainedTokenizerFast"
+        if self.model_input_names != type(self).model_input_names:
+            config["model_input_names"] = list(self.model_input_names)
         config.update(
-            tokenizer_class="LongformerTokenizer",
-            add_prefix_space=self._add_prefix_space,
-            trim_offsets=self._trim_offsets,
             model_max_length=self.model_max_length,
             clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
             padding_side=self.padding_side,
             truncation_side=self.truncation_side,
-            errors="replace",
         )
         config.update(self.special_tokens_map)
         special_map: dict[str, Any] = {}
-        for attribute in SPECIAL_TOKEN_ATTRIBUTES:
-            token = self._special_tokens[attribute]
+        for attribute, token in self._special_tokens.items():
             if attribute == "mask_token" or token.lstrip or token.rstrip or token.single_word:
                 special_map[attribute] = {
                     "content": token.content,
@@ -630,13 +681,11 @@ class LongformerTokenizerFast:
             else:
                 special_map[attribute] = token.content
 
-        files = {
-            VOCAB_FILE: json.dumps(vocab, ensure_ascii=False),
-            MERGES_FILE: "#version: 0.2\n" + "".join(f"{m}\n" for m in merges),
+        files.update({
             TOKENIZER_FILE: json.dumps(state, ensure_ascii=False, indent=2),
             TOKENIZER_CONFIG_FILE: json.dumps(config, ensure_ascii=False, indent=2) + "\n",
             SPECIAL_TOKENS_MAP_FILE: json.dumps(special_map, ensure_ascii=False, indent=2) + "\n",
-        }
+        })
         written = []
         for name, text in files.items():
             target = os.path.join(directory, name)
@@ -698,6 +747,10 @@ class LongformerTokenizerFast:
         """Token -> id for the full vocabulary, added tokens included."""
         return self._tokenizer.get_vocab(with_added_tokens=True)
 
+    def _content(self, attribute: str) -> str | None:
+        token = self._special_tokens.get(attribute)
+        return None if token is None else token.content
+
     @property
     def special_tokens_map(self) -> dict[str, str]:
         return {attribute: token.content for attribute, token in self._special_tokens.items()}
@@ -711,67 +764,67 @@ class LongformerTokenizerFast:
         return self.convert_tokens_to_ids(self.all_special_tokens)
 
     @property
-    def bos_token(self) -> str:
+    def bos_token(self) -> str | None:
         """Beginning-of-sequence token (`<s>`)."""
-        return self._special_tokens["bos_token"].content
+        return self._content("bos_token")
 
     @property
-    def eos_token(self) -> str:
+    def eos_token(self) -> str | None:
         """End-of-sequence token (`</s>`)."""
-        return self._special_tokens["eos_token"].content
+        return self._content("eos_token")
 
     @property
     def sep_token(self) -> str:
         """Separator token (`</s>`)."""
-        return self._special_tokens["sep_token"].content
+        return self._content("sep_token")
 
     @property
     def cls_token(self) -> str:
         """Classifier token, first of every sequence (`<s>`)."""
-        return self._special_tokens["cls_token"].content
+        return self._content("cls_token")
 
     @property
     def unk_token(self) -> str:
         """Unknown token (`<unk>`)."""
-        return self._special_tokens["unk_token"].content
+        return self._content("unk_token")
 
     @property
     def pad_token(self) -> str:
         """Padding token (`<pad>`)."""
-        return self._special_tokens["pad_token"].content
+        return self._content("pad_token")
 
     @property
     def mask_token(self) -> str:
         """Mask token for masked language modelling (`<mask>`; it absorbs the space before it)."""
-        return self._special_tokens["mask_token"].content
+        return self._content("mask_token")
 
     @property
-    def bos_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.bos_token)
+    def bos_token_id(self) -> int | None:
+        return None if self.bos_token is None else self.convert_tokens_to_ids(self.bos_token)
 
     @property
-    def eos_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.eos_token)
+    def eos_token_id(self) -> int | None:
+        return None if self.eos_token is None else self.convert_tokens_to_ids(self.eos_token)
 
     @property
-    def sep_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.sep_token)
+    def sep_token_id(self) -> int | None:
+        return None if self.sep_token is None else self.convert_tokens_to_ids(self.sep_token)
 
     @property
-    def cls_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.cls_token)
+    def cls_token_id(self) -> int | None:
+        return None if self.cls_token is None else self.convert_tokens_to_ids(self.cls_token)
 
     @property
-    def unk_token_id(self) -> int:
-        return self._tokenizer.token_to_id(self.unk_token)
+    def unk_token_id(self) -> int | None:
+        return None if self.unk_token is None else self._tokenizer.token_to_id(self.unk_token)
 
     @property
-    def pad_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.pad_token)
+    def pad_token_id(self) -> int | None:
+        return None if self.pad_token is None else self.convert_tokens_to_ids(self.pad_token)
 
     @property
-    def mask_token_id(self) -> int:
-        return self.convert_tokens_to_ids(self.mask_token)
+    def mask_token_id(self) -> int | None:
+        return None if self.mask_token is None else self.convert_tokens_to_ids(self.mask_token)
 
     # ---------------------------------------------------------------------------------------------- conversions
 
@@ -802,8 +855,20 @@ class LongformerTokenizerFast:
     def build_inputs_with_special_tokens(
         self, token_ids_0: list[int], token_ids_1: list[int] | None = None
     ) -> list[int]:
-        """`<s> A </s>` or `<s> A </s></s> B </s>` from token ids without special tokens."""
+        """`<s> A </s>` or `<s> A </s></s> B </s>` from token ids without special tokens (or the layout of the
+        tokenizer's own post-processor: `[CLS] A [SEP] B [SEP]` for BERT)."""
+        post = json.loads(self._tokenizer.to_str()).get("post_processor") or {}
+        if post.get("type") == "TemplateProcessing":
+            out: list[int] = []
+            for item in post["pair" if token_ids_1 is not None else "single"]:
+                if "Sequence" in item:
+                    out += list(token_ids_0 if item["Sequence"]["id"] == "A" else token_ids_1)
+                else:
+                    out += post["special_tokens"][item["SpecialToken"]["id"]]["ids"]
+            return out
         cls, sep = [self.cls_token_id], [self.sep_token_id]
+        if post.get("type") == "BertProcessing":
+            return cls + list(token_ids_0) + sep + ([] if token_ids_1 is None else list(token_ids_1) + sep)
         if token_ids_1 is None:
             return cls + list(token_ids_0) + sep
         return cls + list(token_ids_0) + sep + sep + list(token_ids_1) + sep
@@ -937,7 +1002,7 @@ class LongformerTokenizerFast:
         is_split_into_words: bool = False,
         return_tensors: str | None = None,
         return_attention_mask: bool = True,
-        return_token_type_ids: bool = False,
+        return_token_type_ids: bool | None = None,
         return_offsets_mapping: bool = False,
         return_special_tokens_mask: bool = False,
         return_length: bool = False,
@@ -1012,6 +1077,8 @@ class LongformerTokenizerFast:
                 )
 
         data: dict[str, list[Any]] = {"input_ids": [e.ids for e in encodings]}
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
         if return_token_type_ids:
             data["token_type_ids"] = [e.type_ids for e in encodings]
         if return_attention_mask:
