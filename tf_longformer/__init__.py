@@ -27,6 +27,7 @@ from tf_longformer.models import (
     TFLongformerPreTrainedModel,
 )
 from tf_longformer.outputs import LongformerOutput
+from tf_longformer.sources import refresh_global_projections
 from tf_longformer.tokenizer import LongformerTokenizer, LongformerTokenizerFast
 from tf_longformer import registry as _registry
 from tf_longformer.version import __version__  # noqa: F401
@@ -51,6 +52,7 @@ __all__ = [
     "TFLongformerForTokenClassification",
     "TFLongformerModel",
     "TFLongformerPreTrainedModel",
+    "refresh_global_projections",
 ]
 
 # A task module added to tf_longformer/models/ is public here too, without editing this file.

@@ -351,6 +351,30 @@ class HuggingFaceAdapter:
         model.load_hf_state_dict(state, source)
         return model
 
+    @classmethod
+    def from_source(cls, path_or_id, *, source="auto", max_length=None, attention_window=None, position_init="copy",
+                    seed=0):
+        """A Longformer made from another model's checkpoint folder (or hub id), the Longformer paper's recipe:
+        a RoBERTa-family encoder (RoBERTa, XLM-RoBERTa, CamemBERT), a BERT, or any layout `tf-longformer convert`
+        reads (`source`, detected by default; `tf_longformer.sources` has the mappings).
+
+        `max_length`: the longest input (default 4096 for plain sources); `attention_window`: the full window,
+        an int or one per layer (default 512); `position_init`: the positions beyond the source's, "copy" (the
+        learned ones over and over) or "random" (drawn with `seed`). The global projections start as copies of
+        the local ones. The tokenizer is `LongformerTokenizerFast.from_pretrained(path)`.
+        """
+        from tf_longformer import sources
+
+        directory = files.resolve_checkpoint_dir(path_or_id)
+        cfg, state, _, weights, _ = sources.load_source(directory, source, attention_window, max_length,
+                                                        position_init, seed)
+        model = cls(LongformerConfig(**cfg))
+        model.build()
+        model.load_hf_state_dict(state, weights)
+        return model
+
+    from_roberta = from_source  # the name the recipe is known by
+
     def hf_config(self):
         """A copy of the config whose `architectures` names this class, as `transformers` expects."""
         config = LongformerConfig.from_dict(self.config.to_dict())
