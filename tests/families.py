@@ -90,8 +90,11 @@ def source_model(family: str, head: str, directory, *, max_positions: int = 64, 
                   attention_probs_dropout_prob=0.0, num_labels=num_labels, pad_token_id=tok.pad_token_id)
     if family == "bert":
         config = transformers.BertConfig(type_vocab_size=2, **common)
-        cls = {"masked_lm": transformers.BertForMaskedLM,
-               "sequence_classification": transformers.BertForSequenceClassification}[head]
+        cls = {"masked_lm": transformers.BertForMaskedLM, "base": transformers.BertModel,
+               "sequence_classification": transformers.BertForSequenceClassification,
+               "token_classification": transformers.BertForTokenClassification,
+               "question_answering": transformers.BertForQuestionAnswering,
+               "multiple_choice": transformers.BertForMultipleChoice}[head]
     else:
         common["max_position_embeddings"] = max_positions + tok.pad_token_id + 1
         config_cls, prefix = {"xlm-roberta": (transformers.XLMRobertaConfig, "XLMRoberta"),
@@ -99,7 +102,9 @@ def source_model(family: str, head: str, directory, *, max_positions: int = 64, 
                               "roberta": (transformers.RobertaConfig, "Roberta")}[family]
         config = config_cls(type_vocab_size=1, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                             layer_norm_eps=1e-5, **common)
-        suffix = {"masked_lm": "ForMaskedLM", "sequence_classification": "ForSequenceClassification"}[head]
+        suffix = {"masked_lm": "ForMaskedLM", "sequence_classification": "ForSequenceClassification", "base": "Model",
+                  "token_classification": "ForTokenClassification", "question_answering": "ForQuestionAnswering",
+                  "multiple_choice": "ForMultipleChoice"}[head]
         cls = getattr(transformers, prefix + suffix)
     torch.manual_seed(seed)
     model = cls(config).eval()

@@ -52,7 +52,7 @@ def _torch(model, ids, mask, types=None):
 
 
 CASES = [("bert", "masked_lm"), ("bert", "sequence_classification"), ("xlm-roberta", "masked_lm"),
-         ("camembert", "masked_lm"), ("xlm-roberta", "sequence_classification")]
+         ("camembert", "masked_lm"), ("xlm-roberta", "sequence_classification"), ("roberta", "sequence_classification")]
 
 
 @pytest.mark.parametrize("family,head", CASES)
@@ -105,6 +105,43 @@ def test_converted_model_computes_what_the_source_computes(family, head, tmp_pat
         np.testing.assert_allclose(got[0], ref[0], atol=1e-4)
         np.testing.assert_allclose(got[1][long_mask[1] == 1], ref[1][long_mask[1] == 1], atol=1e-4)
     assert PROBES  # the probes are what assert_same_encodings used
+
+
+OTHER_HEADS = {"base": ("TFLongformerModel", ("last_hidden_state", "pooler_output")),
+               "token_classification": ("TFLongformerForTokenClassification", ("logits",)),
+               "question_answering": ("TFLongformerForQuestionAnswering", ("start_logits", "end_logits")),
+               "multiple_choice": ("TFLongformerForMultipleChoice", ("logits",))}
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize("head", sorted(OTHER_HEADS))
+def test_the_other_heads_convert_too(family, head, tmp_path, capsys):
+    """BertModel (with its pooler), token classification, question answering and multiple choice (pooler +
+    classifier kept apart, as the Longformer's): the same outputs after conversion."""
+    import torch
+
+    src, tok = source_model(family, head, tmp_path / "src", num_labels=2 if head == "question_answering" else 3)
+    assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "long"),
+                 "--max-length", "96", "--attention-window", "64"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["head"] == head.replace("_", "-")
+    model = getattr(T, OTHER_HEADS[head][0]).from_pretrained(str(tmp_path / "long"))
+    ids, mask, types = _inputs(tok, length=30)
+    types = types if family == "bert" else np.zeros_like(ids)
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    if head == "multiple_choice":  # (batch 1, 2 choices, length)
+        feed = {k: v[None] for k, v in feed.items()}
+    if family != "bert":
+        feed.pop("token_type_ids")
+    with torch.no_grad():
+        expected = src(**{k: torch.tensor(v) for k, v in feed.items()})
+    ours = model(feed.pop("input_ids"), **feed)
+    rows = mask == 1
+    for name in OTHER_HEADS[head][1]:
+        got, want = np.asarray(getattr(ours, name)), getattr(expected, name).numpy()
+        if got.ndim >= 2 and got.shape[:2] == mask.shape:  # per position: real tokens only
+            got, want = got[rows], want[rows]
+        np.testing.assert_allclose(got, want, atol=1e-4, err_msg=name)
 
 
 def test_bert_positions_and_token_types_map_exactly(tmp_path):
