@@ -39,6 +39,7 @@ def assert_same_encodings(ours, theirs):
                                                                                                               ids_b)
         assert ours.build_inputs_with_special_tokens(ids_a) == theirs.build_inputs_with_special_tokens(ids_a)
     same(PROBES, padding=True)
+    same([["Hello", "world", "of", "foxes"], ["Paris,", "France"]], is_split_into_words=True, padding=True)
     same([p for p, _ in PAIRS], [q for _, q in PAIRS], padding="max_length", truncation="longest_first", max_length=12)
     same(PROBES, padding=True, truncation=True, max_length=7)
     same(PROBES, padding="max_length", max_length=24, truncation="longest_first")

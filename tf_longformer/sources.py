@@ -37,8 +37,9 @@ ALLENAI_KEYS = ("attention_mode", "attention_dilation", "autoregressive")
 # config keys of the sources that the Longformer config does not carry
 DROPPED_KEYS = ALLENAI_KEYS + ("_name_or_path", "transformers_version", "architectures", "position_embedding_type",
                                "use_cache", "classifier_dropout", "is_decoder", "add_cross_attention",
-                               "gradient_checkpointing", "directionality", "pooler_fc_size", "pooler_num_attention_heads",
-                               "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type", "tokenizer_class")
+                               "gradient_checkpointing", "directionality", "pooler_fc_size",
+                               "pooler_num_attention_heads", "pooler_num_fc_layers", "pooler_size_per_head",
+                               "pooler_type", "tokenizer_class")
 _PROJECTIONS = ("query", "key", "value")
 
 

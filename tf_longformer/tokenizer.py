@@ -1,11 +1,15 @@
-"""Byte-level BPE tokenizers for the Longformer (the RoBERTa / GPT-2 vocabulary), on the `tokenizers` library.
+"""Tokenizers for the Longformer on the `tokenizers` library: byte-level BPE (the RoBERTa / GPT-2 vocabulary), and
+the Unigram (XLM-RoBERTa, CamemBERT) and WordPiece (BERT) tokenizers of models converted from those families.
 
 `LongformerTokenizerFast` reads the Hugging Face tokenizer files of a Longformer or RoBERTa checkpoint
 (`tokenizer.json`, or `vocab.json` + `merges.txt`, plus `tokenizer_config.json` / `special_tokens_map.json`) and
 encodes exactly like `transformers.LongformerTokenizerFast` / `RobertaTokenizerFast` on the same files: the same
 ids, attention masks and (trimmed) character offsets, with the RoBERTa layout `<s> A </s>` and
-`<s> A </s></s> B </s>`. With the real `allenai/longformer-base-4096` files, `tokenizer("Hello world")` gives
-`input_ids == [0, 31414, 232, 2]` (per the transformers documentation; those files are not shipped here).
+`<s> A </s></s> B </s>`. A folder whose `tokenizer.json` holds another family's tokenizer (Unigram, WordPiece) is
+read with that family's pipeline, post-processor and special tokens as its files give them (no RoBERTa defaults),
+and encodes as that family's transformers fast tokenizer (`XLMRobertaTokenizerFast`, `BertTokenizerFast`, ...),
+token types included where the family's models take them. With the real `allenai/longformer-base-4096` files,
+`tokenizer("Hello world")` gives `input_ids == [0, 31414, 232, 2]` (per the transformers documentation; those files are not shipped here).
 
 `LongformerTokenizer` is the same class under the name of the slow transformers tokenizer (there is no separate
 pure-Python implementation). `train_tokenizer` / `LongformerTokenizerFast.train_new_from_iterator` train a new
@@ -368,6 +372,10 @@ class LongformerTokenizerFast:
         padding_side, truncation_side: "right" (default) or "left".
         bos_token ... mask_token: the special tokens, as strings (or serialized AddedToken dicts / AddedTokens);
             `<mask>` absorbs the space before it (lstrip), as in RoBERTa.
+        tokenizer_class: the family's transformers class (`tokenizer_config.json`), written back for a tokenizer that
+            is not byte-level BPE so that transformers reads the folder as that family.
+        model_input_names: the inputs a call returns by default; "token_type_ids" is among them for the families
+            whose models take token types (BERT, ELECTRA, ALBERT, ...), from `tokenizer_class`.
         extra_config: other tokenizer_config.json entries, kept and written back by `save_pretrained`.
     """
 
@@ -491,7 +499,8 @@ class LongformerTokenizerFast:
             tok.add_special_tokens(missing)
 
         state = json.loads(tok.to_str())
-        if not _is_byte_level(state):
+        self._byte_level = _is_byte_level(state)
+        if not self._byte_level:
             return  # Unigram / WordPiece pipelines (XLM-R, BERT) are complete in their tokenizer.json: kept as they are
         before = json.dumps(state, sort_keys=True)
         pre = state.get("pre_tokenizer")
@@ -1030,7 +1039,7 @@ class LongformerTokenizerFast:
             raise ValueError(f"`padding_side` must be 'right' or 'left', got {self.padding_side!r}.")
         if self.truncation_side not in ("right", "left"):
             raise ValueError(f"`truncation_side` must be 'right' or 'left', got {self.truncation_side!r}.")
-        if is_split_into_words and not self._add_prefix_space:
+        if is_split_into_words and self._byte_level and not self._add_prefix_space:
             raise ValueError(
                 f"{self.__class__.__name__} needs add_prefix_space=True for is_split_into_words=True "
                 "(e.g. from_pretrained(path, add_prefix_space=True))."
