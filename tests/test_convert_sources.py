@@ -232,3 +232,30 @@ def test_bad_conversion_requests_are_sentences(tmp_path, capsys):
     (tmp_path / "src" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(SystemExit, match="hidden_act 'relu'"):
         main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o")])
+
+
+def test_tensorflow_bert_names_and_untied_decoders(tmp_path, capsys):
+    """Checkpoints converted from the original TensorFlow BERT (LayerNorm gamma / beta) convert the same; a
+    decoder matrix of its own (untied) is refused for the MLM head, never dropped without a word."""
+    pytest.importorskip("transformers")
+    from tf_longformer import checkpoints
+
+    source_model("bert", "masked_lm", tmp_path / "src")
+    state, _ = checkpoints.read_state_dict(str(tmp_path / "src"))
+    renamed = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+               for k, v in state.items()}
+    assert any(k.endswith(".gamma") for k in renamed)
+    checkpoints.write_safetensors(str(tmp_path / "src" / "model.safetensors"), renamed)
+    a = T.TFLongformerForMaskedLM.from_source(str(tmp_path / "src"), max_length=96, attention_window=16)
+    checkpoints.write_safetensors(str(tmp_path / "src" / "model.safetensors"), state)
+    b = T.TFLongformerForMaskedLM.from_source(str(tmp_path / "src"), max_length=96, attention_window=16)
+    for (name, x), y in zip(a.hf_state_dict().items(), b.hf_state_dict().values()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+    untied = dict(state)
+    untied["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"] + 1.0
+    checkpoints.write_safetensors(str(tmp_path / "src" / "model.safetensors"), untied)
+    with pytest.raises(SystemExit, match="MLM decoder differs from its word embeddings"):
+        main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o")])
+    assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o"), "--head", "base"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "TFLongformerModel"

@@ -369,6 +369,7 @@ class HuggingFaceAdapter:
         cfg, state, _, weights, _ = sources.load_source(directory, source, attention_window, max_length,
                                                         position_init, seed)
         model = cls(LongformerConfig(**cfg))
+        sources.check_tied_decoder(state, model)
         model.build()
         model.load_hf_state_dict(state, weights)
         return model

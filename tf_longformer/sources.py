@@ -162,6 +162,21 @@ def bert_state_to_longformer(config: dict, state: dict) -> dict:
     return out
 
 
+def check_tied_decoder(state: dict, model) -> None:
+    """The Longformer's MLM decoder is the word embedding matrix; a source with its own decoder matrix (untied
+    embeddings) would lose it without a word when `model` (a task model) has an MLM head."""
+    if not any(p.startswith("lm_head") for p in getattr(model, "head_prefixes", ())):
+        return
+    decoder = state.get("lm_head.decoder.weight")
+    embeddings = state.get("longformer.embeddings.word_embeddings.weight",
+                           state.get("embeddings.word_embeddings.weight"))
+    if decoder is not None and embeddings is not None and not np.array_equal(np.asarray(decoder),
+                                                                            np.asarray(embeddings)):
+        raise ConversionError("The checkpoint's MLM decoder differs from its word embeddings (untied, "
+                              "tie_word_embeddings false); the Longformer's MLM head decodes with the word embeddings. "
+                              "Convert the encoder alone (--head base) or a head other than masked-lm.")
+
+
 def convert_state(config: dict, state: dict, source: str = "auto", attention_window=None,
                   max_length: int | None = None, position_init: str = "copy", seed: int | None = 0
                   ) -> tuple[dict, dict, str]:
@@ -180,6 +195,9 @@ def convert_state(config: dict, state: dict, source: str = "auto", attention_win
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
         raise ConversionError(f"max_length must be a positive integer, got {max_length!r}.")
     n_layers = int(config.get("num_hidden_layers", 12))
+    # checkpoints converted from the original TensorFlow BERT name LayerNorm's scale and shift gamma / beta
+    state = {re.sub(r"(LayerNorm|layer_norm)\.gamma$", r"\1.weight",
+                    re.sub(r"(LayerNorm|layer_norm)\.beta$", r"\1.bias", k)): v for k, v in state.items()}
     if source == "bert":
         state = bert_state_to_longformer(config, state)
         config["pad_token_id"] = int(config.get("pad_token_id") or 0)

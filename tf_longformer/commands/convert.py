@@ -97,6 +97,7 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
         raise ConversionError(f"The converted config is not a valid Longformer config: {e}") from None
     cls = registry.task_class(head.replace("-", "_"))
     model = cls(config)
+    sources.check_tied_decoder(state, model)
     model.build()
     model.load_hf_state_dict(state, source=weights)
     if copy_global:
