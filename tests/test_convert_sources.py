@@ -259,3 +259,39 @@ def test_tensorflow_bert_names_and_untied_decoders(tmp_path, capsys):
         main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o")])
     assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o"), "--head", "base"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "TFLongformerModel"
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+def test_pipelines_run_converted_models_with_their_tokenizers(family, tmp_path, capsys):
+    """The pipelines lay inputs out as the tokenizer's family does (`[CLS] q [SEP] c [SEP]` with token types for
+    BERT) and pass the token types on: a text pair is scored as the source model scores it."""
+    import torch
+    from tf_longformer.pipelines import pipeline
+
+    src, tok = source_model(family, "sequence_classification", tmp_path / "src")
+    assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "cls"),
+                 "--max-length", "96", "--attention-window", "128"]) == 0
+    capsys.readouterr()
+    text, pair = PAIRS[0]
+    enc = tok(text, pair, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.softmax(src(**enc).logits, -1)[0].numpy()
+    for compile_ in (False, True):
+        got = pipeline("text-classification", model=str(tmp_path / "cls"), compile=compile_)(
+            {"text": text, "text_pair": pair}, top_k=None)
+        scores = {r["label"]: r["score"] for r in got}
+        np.testing.assert_allclose([scores[src.config.id2label[i]] for i in range(3)], expected, atol=1e-4)
+
+    _, qa_tok = source_model(family, "question_answering", tmp_path / "qa_src", num_labels=2)
+    assert main(["convert", "--model", str(tmp_path / "qa_src"), "--output", str(tmp_path / "qa"),
+                 "--max-length", "96", "--attention-window", "128"]) == 0
+    capsys.readouterr()
+    qa = pipeline("question-answering", model=str(tmp_path / "qa"))
+    answer = qa(question=text, context=pair)
+    assert pair[answer["start"]:answer["end"]] == answer["answer"] and 0 <= answer["score"] <= 1
+    ours = T.LongformerTokenizerFast.from_pretrained(tmp_path / "qa")
+    q, c = ours.encode(text, add_special_tokens=False), ours.encode(pair, add_special_tokens=False)
+    reference = qa_tok(text, pair, return_token_type_ids=True)
+    assert ours.build_inputs_with_special_tokens(q, c) == reference["input_ids"]
+    assert ours.create_token_type_ids_from_sequences(q, c) == reference["token_type_ids"]
+    assert ours.create_token_type_ids_from_sequences(q) == qa_tok.create_token_type_ids_from_sequences(q)

@@ -166,31 +166,43 @@ class Pipeline:
     output_names: tuple[str, ...] = ("logits",)
     per_token: tuple[str, ...] = ()
 
-    def _forward(self, input_ids, attention_mask, global_attention_mask, extra):
+    def _forward(self, input_ids, attention_mask, global_attention_mask, extra, token_type_ids=None):
         """The model call for this task on one padded batch -> {name: tensor}."""
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         out = self.model(input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
-                         training=False)
+                         training=False, **types)
         return {k: out[k] for k in self.output_names}
 
     def _extra_tensor(self, extra):
         return None
 
-    def _call_model(self, ids, mask, glob, extra, n_batches):
+    @property
+    def _uses_token_types(self) -> bool:
+        """The tokenizer's family has token types (a model converted from BERT): the pipeline passes them on."""
+        return "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+
+    def _call_model(self, ids, mask, glob, extra, n_batches, types=None):
         """Eager for short jobs; from the first job of more than 2 batches on, one `tf.function` trace (its
         signature serves every batch size and length) that is much faster per batch but costs a few seconds
-        to trace."""
+        to trace. `types`: token type ids, for models converted from a family that has them (BERT)."""
         import tensorflow as tf
 
         extra = self._extra_tensor(extra)
         use_graph = self.compile if self.compile is not None else (self._graph is not None or n_batches > 2)
         if not use_graph:
-            return self._forward(ids, mask, glob, extra)
+            return self._forward(ids, mask, glob, extra, token_type_ids=types)
+        # which optional inputs a task's calls carry is fixed (its extra, its tokenizer's token types)
+        optional = [t for t in (extra, types) if t is not None]
         if self._graph is None:
             spec = tf.TensorSpec([None, None], tf.int32)
-            signature = [spec, spec, spec] + ([] if extra is None else [spec])
-            self._graph = tf.function(lambda *a: self._forward(*a, *([None] * (4 - len(a)))),
-                                      input_signature=signature)
-        return self._graph(ids, mask, glob) if extra is None else self._graph(ids, mask, glob, extra)
+            names = ["extra"] * (extra is not None) + ["types"] * (types is not None)
+
+            def forward(ids, mask, glob, *rest):
+                given = dict(zip(names, rest))
+                return self._forward(ids, mask, glob, given.get("extra"), token_type_ids=given.get("types"))
+
+            self._graph = tf.function(forward, input_signature=[spec] * (3 + len(names)))
+        return self._graph(ids, mask, glob, *optional)
 
     def _run(self, features: list[dict]) -> list[dict[str, np.ndarray]]:
         """Runs the model on `features` (each with `input_ids`, optional `global` positions and `extra`),
@@ -208,14 +220,18 @@ class Pipeline:
             ids = np.full((len(batch), length), pad, np.int32)
             mask = np.zeros((len(batch), length), np.int32)
             glob = np.zeros((len(batch), length), np.int32)
+            types = np.zeros((len(batch), length), np.int32)
             for row, i in enumerate(batch):
                 f = features[i]
                 n = len(f["input_ids"])
                 ids[row, :n] = f["input_ids"]
                 mask[row, :n] = 1
                 glob[row, list(f.get("global", ()))] = 1
+                if f.get("types") is not None:
+                    types[row, :n] = f["types"]
             extra = [features[i].get("extra") for i in batch]
-            out = self._call_model(tf.constant(ids), tf.constant(mask), tf.constant(glob), extra, len(batches))
+            out = self._call_model(tf.constant(ids), tf.constant(mask), tf.constant(glob), extra, len(batches),
+                                   tf.constant(types) if self._uses_token_types else None)
             out = {k: v.numpy() for k, v in out.items()}
             for row, i in enumerate(batch):
                 n = len(features[i]["input_ids"])
@@ -246,14 +262,15 @@ class FillMaskPipeline(Pipeline):
     task = "fill-mask"
     model_class_name = "TFLongformerForMaskedLM"
 
-    def _forward(self, input_ids, attention_mask, global_attention_mask, positions):
+    def _forward(self, input_ids, attention_mask, global_attention_mask, positions, token_type_ids=None):
         import tensorflow as tf
 
         # Only the masked positions go through the LM head: the full (batch, length, vocab) logits of a long
         # document would take gigabytes for nothing.
         model = self.model
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         h = model.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                           global_attention_mask=global_attention_mask, training=False)["last_hidden_state"]
+                           global_attention_mask=global_attention_mask, training=False, **types)["last_hidden_state"]
         return {"logits": model.token_logits(tf.gather(h, positions, batch_dims=1))}
 
     def _extra_tensor(self, extra):
@@ -419,7 +436,7 @@ class QuestionAnsweringPipeline(Pipeline):
                 raise ValueError(f"The context of question {question[:80]!r} is empty.")
             q = tok(question, add_special_tokens=False)["input_ids"]
             c = tok(context, add_special_tokens=False, return_offsets_mapping=True)
-            room = seq_len - len(q) - 4  # <s> q </s></s> c </s>
+            room = seq_len - len(q) - tok.num_special_tokens_to_add(pair=True)  # <s> q </s></s> c </s>
             if room < 1:
                 raise ValueError(f"The question is {len(q)} tokens; with max_seq_len={seq_len} no room is left for "
                                  "the context. Shorten the question or raise max_seq_len.")
@@ -432,10 +449,11 @@ class QuestionAnsweringPipeline(Pipeline):
                 overlap = doc_stride
             encoded.append((q, c["input_ids"], c["offset_mapping"]))
             for start, end in _windows(len(c["input_ids"]), room, overlap):
-                ids = [tok.bos_token_id, *q, tok.sep_token_id, tok.sep_token_id, *c["input_ids"][start:end],
-                       tok.sep_token_id]
-                features.append({"input_ids": ids, "global": range(len(q) + 1),
-                                 "span": (start, end), "offset": len(q) + 3})
+                window = c["input_ids"][start:end]
+                ids = tok.build_inputs_with_special_tokens(q, window)  # <s> q </s></s> c </s>, [CLS] q [SEP] c [SEP]
+                offset = tok.build_inputs_with_special_tokens(q, [-1]).index(-1)
+                features.append({"input_ids": ids, "global": range(len(q) + 1), "span": (start, end),
+                                 "offset": offset, "types": tok.create_token_type_ids_from_sequences(q, window)})
                 owners.append(k)
         outputs = self._run(features)
         results = []
@@ -530,7 +548,7 @@ class TextClassificationPipeline(Pipeline):
                                      "read only the first part).")
                 cut += 1
             ids = enc["input_ids"]
-            features.append({"input_ids": ids, "global": (0,)})
+            features.append({"input_ids": ids, "global": (0,), "types": enc.get("token_type_ids")})
         if cut:
             warnings.warn(f"{cut} of {len(features)} inputs were longer than {self.max_length} tokens and were "
                           f"truncated to their first {self.max_length} tokens.", stacklevel=2)
@@ -667,7 +685,7 @@ class TokenClassificationPipeline(Pipeline):
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
             encoded.append(enc)
             for start, end in _windows(len(enc["input_ids"]), room, overlap):
-                features.append({"input_ids": [tok.bos_token_id, *enc["input_ids"][start:end], tok.eos_token_id],
+                features.append({"input_ids": tok.build_inputs_with_special_tokens(enc["input_ids"][start:end]),
                                  "span": (start, end)})
                 owners.append(k)
         outputs = self._run(features)

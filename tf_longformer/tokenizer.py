@@ -882,6 +882,26 @@ class LongformerTokenizerFast:
             return cls + list(token_ids_0) + sep
         return cls + list(token_ids_0) + sep + sep + list(token_ids_1) + sep
 
+    def create_token_type_ids_from_sequences(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        """The token types of `build_inputs_with_special_tokens(token_ids_0, token_ids_1)`: all 0 for RoBERTa's
+        layout, 0 for `[CLS] A [SEP]` and 1 for `B [SEP]` in BERT's (as its post-processor gives them)."""
+        post = json.loads(self._tokenizer.to_str()).get("post_processor") or {}
+        n = len(self.build_inputs_with_special_tokens(token_ids_0, token_ids_1))
+        if post.get("type") == "TemplateProcessing":
+            out: list[int] = []
+            for item in post["pair" if token_ids_1 is not None else "single"]:
+                kind, spec = next(iter(item.items()))
+                if kind == "Sequence":
+                    out += [spec["type_id"]] * len(token_ids_0 if spec["id"] == "A" else token_ids_1)
+                else:
+                    out += [spec["type_id"]] * len(post["special_tokens"][spec["id"]]["ids"])
+            return out
+        if post.get("type") == "BertProcessing" and token_ids_1 is not None:
+            return [0] * (len(token_ids_0) + 2) + [1] * (len(token_ids_1) + 1)
+        return [0] * n
+
     def get_special_tokens_mask(self, token_ids: Sequence[int]) -> list[int]:
         """1 where `token_ids` (already with special tokens) holds a special token, else 0."""
         special = set(self.all_special_ids)
