@@ -295,3 +295,21 @@ def test_pipelines_run_converted_models_with_their_tokenizers(family, tmp_path, 
     assert ours.build_inputs_with_special_tokens(q, c) == reference["input_ids"]
     assert ours.create_token_type_ids_from_sequences(q, c) == reference["token_type_ids"]
     assert ours.create_token_type_ids_from_sequences(q) == qa_tok.create_token_type_ids_from_sequences(q)
+
+
+def test_bert_with_vocab_txt_only_gets_a_tokenizer_json(tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    _, tok = source_model("bert", "masked_lm", tmp_path / "src")
+    (tmp_path / "src" / "tokenizer.json").unlink()
+    assert (tmp_path / "src" / "vocab.txt").is_file()
+    assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "long"),
+                 "--max-length", "96", "--attention-window", "16"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokenizer"] is True
+    assert (tmp_path / "long" / "tokenizer.json").is_file() and (tmp_path / "long" / "vocab.txt").is_file()
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "long")
+    from test_tokenizer_families import assert_same_encodings
+
+    assert_same_encodings(T.LongformerTokenizerFast.from_pretrained(tmp_path / "long"), theirs)
+    assert theirs(PROBES[0])["input_ids"] == tok(PROBES[0])["input_ids"]
+    config = json.loads((tmp_path / "long" / "config.json").read_text())
+    assert config["sep_token_id"] == tok.sep_token_id

@@ -92,3 +92,26 @@ def test_unknown_tokenizer_model_is_refused(tmp_path):
         T.LongformerTokenizerFast.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="model_input_names"):
         T.LongformerTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), model_input_names=["attention_mask"])
+
+
+@pytest.mark.parametrize("settings", [{"do_lower_case": True}, {"do_lower_case": False},
+                                      {"do_lower_case": True, "strip_accents": False, "tokenize_chinese_chars": False}])
+def test_bert_folder_with_vocab_txt_only(settings, tmp_path):
+    """Older BERT checkpoints ship vocab.txt and no tokenizer.json: BERT's pipeline is built from it and the
+    tokenizer_config.json settings, encoding as transformers' BertTokenizerFast does on the same folder."""
+    transformers = pytest.importorskip("transformers")
+    from families import wordpiece_tokenizer
+
+    vocab = wordpiece_tokenizer().get_vocab()
+    (tmp_path / "vocab.txt").write_text("".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda x: x[1])))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer", **settings}))
+    ours = T.LongformerTokenizerFast.from_pretrained(tmp_path)
+    theirs = transformers.BertTokenizerFast.from_pretrained(tmp_path)
+    assert_same_encodings(ours, theirs)
+    ours.save_pretrained(tmp_path / "out")
+    again = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert type(again).__name__ == "BertTokenizerFast"
+    assert_same_encodings(T.LongformerTokenizerFast.from_pretrained(tmp_path / "out"), again)
+    (tmp_path / "vocab.txt").write_text("a\nb\n")
+    with pytest.raises(ValueError, match=r"lacks the special tokens \['\[UNK\]', '\[CLS\]', '\[SEP\]'\]"):
+        T.LongformerTokenizerFast.from_pretrained(tmp_path)

@@ -251,7 +251,7 @@ def _token_ids_from_tokenizer(directory: str, config: dict) -> None:
     vocabulary): they are taken from the tokenizer beside it, `[CLS]` and `[SEP]`, where the config lacks them."""
     import os
 
-    if not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+    if not any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.txt")):
         return
     from tf_longformer.tokenizer import LongformerTokenizerFast
 

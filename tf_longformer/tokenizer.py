@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 TOKENIZER_FILE = "tokenizer.json"
+WORDPIECE_VOCAB_FILE = "vocab.txt"  # BERT's vocabulary, one token a line (id = line number)
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 
@@ -208,6 +209,51 @@ def _read_json_object(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"Corrupt tokenizer file {path}: expected a JSON object, got {type(data).__name__}.")
     return data
+
+
+BERT_SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                       "mask_token": "[MASK]"}
+
+
+def _wordpiece_tokenizer(path: str, config: dict[str, Any]) -> Tokenizer:
+    """BERT's pipeline from its `vocab.txt` and tokenizer_config.json settings, as transformers builds it for a
+    folder without tokenizer.json: BertNormalizer (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`),
+    BertPreTokenizer, WordPiece with `##`, `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` with token types 0 / 1."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            tokens = [line.rstrip("\n") for line in f]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read the vocabulary {path}: {e}") from e
+    vocab: dict[str, int] = {}
+    for token in tokens:
+        vocab.setdefault(token, len(vocab))
+    names = {a: _token_content(config[a], path)[0] for a in BERT_SPECIAL_TOKENS if config.get(a) is not None}
+    missing = [names[a] for a in ("unk_token", "cls_token", "sep_token") if names.get(a) not in vocab]
+    if missing:
+        raise ValueError(f"The vocabulary {path} lacks the special tokens {missing}.")
+    lowercase = bool(config.get("do_lower_case", True))
+    strip_accents = config.get("strip_accents")
+    state = json.loads(Tokenizer(models.WordPiece(vocab={names["unk_token"]: 0}, unk_token=names["unk_token"])).to_str())
+    state["model"].update(vocab=vocab, unk_token=names["unk_token"], continuing_subword_prefix="##")
+    state["normalizer"] = {"type": "BertNormalizer", "clean_text": True,
+                           "handle_chinese_chars": bool(config.get("tokenize_chinese_chars", True)),
+                           "strip_accents": None if strip_accents is None else bool(strip_accents),
+                           "lowercase": lowercase}
+    state["pre_tokenizer"] = {"type": "BertPreTokenizer"}
+    state["decoder"] = {"type": "WordPiece", "prefix": "##", "cleanup": True}
+    cls, sep = names["cls_token"], names["sep_token"]
+
+    def item(kind: str, name: str, type_id: int) -> dict[str, Any]:
+        return {kind: {"id": name, "type_id": type_id}}
+
+    state["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [item("SpecialToken", cls, 0), item("Sequence", "A", 0), item("SpecialToken", sep, 0)],
+        "pair": [item("SpecialToken", cls, 0), item("Sequence", "A", 0), item("SpecialToken", sep, 0),
+                 item("Sequence", "B", 1), item("SpecialToken", sep, 1)],
+        "special_tokens": {t: {"id": t, "ids": [vocab[t]], "tokens": [t]} for t in (cls, sep)},
+    }
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def _read_vocab(path: str) -> dict[str, int]:
@@ -562,12 +608,31 @@ class LongformerTokenizerFast:
         tokenizer_file = os.path.join(path, TOKENIZER_FILE)
         vocab_file = os.path.join(path, VOCAB_FILE)
         merges_file = os.path.join(path, MERGES_FILE)
+        wordpiece_file = os.path.join(path, WORDPIECE_VOCAB_FILE)
+        if (not os.path.isfile(tokenizer_file) and not os.path.isfile(vocab_file)
+                and os.path.isfile(wordpiece_file)):  # a BERT folder with vocab.txt only (older checkpoints)
+            for attribute, content in BERT_SPECIAL_TOKENS.items():
+                value = config.get(attribute, content)
+                if isinstance(value, str):  # as transformers registers them: matched in the raw text, kept whole
+                    value = {"content": value, "lstrip": False, "rstrip": False, "normalized": False,
+                             "single_word": False}
+                config[attribute] = value
+            for attribute in ("bos_token", "eos_token"):
+                config.setdefault(attribute, None)
+            config.setdefault("tokenizer_class", "BertTokenizer")
+            backend = _wordpiece_tokenizer(wordpiece_file, config)
+            try:
+                tokenizer = cls(tokenizer_object=backend, **config)  # do_lower_case & co. are kept and written back
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"Invalid setting in {config_path} / {map_path}: {e}") from e
+            tokenizer.name_or_path = path
+            return tokenizer
         if not os.path.isfile(tokenizer_file):
             missing = [p for p in (vocab_file, merges_file) if not os.path.isfile(p)]
             if missing:
                 raise FileNotFoundError(
                     f"Tokenizer file not found: {' and '.join(missing)} (a tokenizer folder needs {TOKENIZER_FILE}, "
-                    f"or {VOCAB_FILE} and {MERGES_FILE})."
+                    f"or {VOCAB_FILE} and {MERGES_FILE}, or BERT's {WORDPIECE_VOCAB_FILE})."
                 )
         try:
             foreign = os.path.isfile(tokenizer_file) and not _is_byte_level(_read_json_object(tokenizer_file))

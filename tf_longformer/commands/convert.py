@@ -120,7 +120,7 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
         raise ConversionError(f"--format must be 'safetensors' or 'keras', got {fmt!r}.")
     tokenizer = None
     out_dir = dst if fmt == "safetensors" else os.path.dirname(os.path.abspath(written))
-    if any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.json")):
+    if any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.json", "vocab.txt")):
         tokenizer = T.LongformerTokenizerFast.from_pretrained(directory)
         if max_length is not None or source in sources.PLAIN_SOURCES:
             tokenizer.model_max_length = config.max_sequence_length
