@@ -70,8 +70,10 @@ def hf_tokenizer(family: str):
     """The transformers fast tokenizer of `family` ("xlm-roberta", "camembert", "bert") around a tiny backend."""
     import transformers
 
-    if family == "bert":
-        return transformers.BertTokenizerFast(tokenizer_object=wordpiece_tokenizer(), do_lower_case=True)
+    if family in ("bert", "electra", "distilbert"):
+        cls = {"bert": transformers.BertTokenizerFast, "electra": transformers.ElectraTokenizerFast,
+               "distilbert": transformers.DistilBertTokenizerFast}[family]
+        return cls(tokenizer_object=wordpiece_tokenizer(), do_lower_case=True)
     if family == "camembert":
         backend = unigram_tokenizer(specials=("<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<s>", "</s>"))
         return transformers.CamembertTokenizerFast(tokenizer_object=backend)
@@ -88,7 +90,18 @@ def source_model(family: str, head: str, directory, *, max_positions: int = 64, 
     common = dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=48, max_position_embeddings=max_positions, hidden_dropout_prob=0.0,
                   attention_probs_dropout_prob=0.0, num_labels=num_labels, pad_token_id=tok.pad_token_id)
-    if family == "bert":
+    suffix = {"masked_lm": "ForMaskedLM", "sequence_classification": "ForSequenceClassification", "base": "Model",
+              "token_classification": "ForTokenClassification", "question_answering": "ForQuestionAnswering",
+              "multiple_choice": "ForMultipleChoice"}[head]
+    if family == "distilbert":
+        config = transformers.DistilBertConfig(
+            vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=48, max_position_embeddings=max_positions,
+            dropout=0.0, attention_dropout=0.0, num_labels=num_labels, pad_token_id=tok.pad_token_id)
+        cls = getattr(transformers, "DistilBert" + suffix)
+    elif family == "electra":
+        config = transformers.ElectraConfig(type_vocab_size=2, embedding_size=32, **common)
+        cls = getattr(transformers, "Electra" + suffix)
+    elif family == "bert":
         config = transformers.BertConfig(type_vocab_size=2, **common)
         cls = {"masked_lm": transformers.BertForMaskedLM, "base": transformers.BertModel,
                "sequence_classification": transformers.BertForSequenceClassification,
@@ -102,9 +115,6 @@ def source_model(family: str, head: str, directory, *, max_positions: int = 64, 
                               "roberta": (transformers.RobertaConfig, "Roberta")}[family]
         config = config_cls(type_vocab_size=1, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                             layer_norm_eps=1e-5, **common)
-        suffix = {"masked_lm": "ForMaskedLM", "sequence_classification": "ForSequenceClassification", "base": "Model",
-                  "token_classification": "ForTokenClassification", "question_answering": "ForQuestionAnswering",
-                  "multiple_choice": "ForMultipleChoice"}[head]
         cls = getattr(transformers, prefix + suffix)
     torch.manual_seed(seed)
     model = cls(config).eval()

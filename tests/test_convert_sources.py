@@ -52,7 +52,10 @@ def _torch(model, ids, mask, types=None):
 
 
 CASES = [("bert", "masked_lm"), ("bert", "sequence_classification"), ("xlm-roberta", "masked_lm"),
-         ("camembert", "masked_lm"), ("xlm-roberta", "sequence_classification"), ("roberta", "sequence_classification")]
+         ("camembert", "masked_lm"), ("xlm-roberta", "sequence_classification"), ("roberta", "sequence_classification"),
+         ("electra", "masked_lm"), ("distilbert", "masked_lm")]
+SOURCE_OF = {"bert": "bert", "electra": "electra", "distilbert": "distilbert"}  # the rest: the RoBERTa family
+TOKEN_TYPES = ("bert", "electra")  # the families with token types
 
 
 @pytest.mark.parametrize("family,head", CASES)
@@ -63,13 +66,13 @@ def test_converted_model_computes_what_the_source_computes(family, head, tmp_pat
     code = main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "long"),
                  "--max-length", "160", "--attention-window", "64,128"])
     summary = json.loads(capsys.readouterr().out)
-    expected_source = "bert" if family == "bert" else "roberta"
+    expected_source = SOURCE_OF.get(family, "roberta")
     assert code == 0 and summary["source"] == expected_source and summary["max_sequence_length"] == 160
     assert summary["head"] == head.replace("_", "-") and summary["attention_window"] == [64, 128]
     cls = T.TFLongformerForMaskedLM if head == "masked_lm" else T.TFLongformerForSequenceClassification
     model = cls.from_pretrained(str(tmp_path / "long"))
     ids, mask, types = _inputs(tok, length=30)  # each window (64, 128) covers it
-    types = types if family == "bert" else None
+    types = types if family in TOKEN_TYPES else None
     expected = _torch(src, ids, mask, types)
     kwargs = {"attention_mask": mask} | ({"token_type_ids": types} if types is not None else {})
     ours = model(ids, **kwargs).logits.numpy()
@@ -97,7 +100,7 @@ def test_converted_model_computes_what_the_source_computes(family, head, tmp_pat
         glob = np.zeros_like(long_ids)
         glob[:, [0, 7]] = 1
         feed = {"attention_mask": long_mask, "global_attention_mask": glob}
-        if family == "bert":
+        if family in TOKEN_TYPES:
             feed["token_type_ids"] = long_types
         with torch.no_grad():
             ref = pt(input_ids=torch.tensor(long_ids), **{k: torch.tensor(v) for k, v in feed.items()}).logits.numpy()
@@ -113,8 +116,9 @@ OTHER_HEADS = {"base": ("TFLongformerModel", ("last_hidden_state", "pooler_outpu
                "multiple_choice": ("TFLongformerForMultipleChoice", ("logits",))}
 
 
-@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
-@pytest.mark.parametrize("head", sorted(OTHER_HEADS))
+@pytest.mark.parametrize("family,head", [(f, h) for f in ("bert", "xlm-roberta") for h in sorted(OTHER_HEADS)]
+                         + [(f, h) for f in ("electra", "distilbert")
+                            for h in ("base", "token_classification", "question_answering")])
 def test_the_other_heads_convert_too(family, head, tmp_path, capsys):
     """BertModel (with its pooler), token classification, question answering and multiple choice (pooler +
     classifier kept apart, as the Longformer's): the same outputs after conversion."""
@@ -127,17 +131,18 @@ def test_the_other_heads_convert_too(family, head, tmp_path, capsys):
     assert summary["head"] == head.replace("_", "-")
     model = getattr(T, OTHER_HEADS[head][0]).from_pretrained(str(tmp_path / "long"))
     ids, mask, types = _inputs(tok, length=30)
-    types = types if family == "bert" else np.zeros_like(ids)
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     if head == "multiple_choice":  # (batch 1, 2 choices, length)
         feed = {k: v[None] for k, v in feed.items()}
-    if family != "bert":
+    if family not in TOKEN_TYPES:
         feed.pop("token_type_ids")
     with torch.no_grad():
         expected = src(**{k: torch.tensor(v) for k, v in feed.items()})
     ours = model(feed.pop("input_ids"), **feed)
     rows = mask == 1
     for name in OTHER_HEADS[head][1]:
+        if getattr(expected, name, None) is None:
+            continue  # ELECTRA and DistilBERT have no pooler
         got, want = np.asarray(getattr(ours, name)), getattr(expected, name).numpy()
         if got.ndim >= 2 and got.shape[:2] == mask.shape:  # per position: real tokens only
             got, want = got[rows], want[rows]
@@ -313,3 +318,30 @@ def test_bert_with_vocab_txt_only_gets_a_tokenizer_json(tmp_path, capsys):
     assert theirs(PROBES[0])["input_ids"] == tok(PROBES[0])["input_ids"]
     config = json.loads((tmp_path / "long" / "config.json").read_text())
     assert config["sep_token_id"] == tok.sep_token_id
+
+
+def test_heads_that_do_not_convert_are_refused(tmp_path, capsys):
+    """DistilBERT's classifier (ReLU) and ELECTRA's (gelu) are not the Longformer's (tanh): refused, with the way
+    out (the encoder alone); ELECTRA with an embedding projection is refused."""
+    pytest.importorskip("transformers")
+    for family in ("distilbert", "electra"):
+        src, tok = source_model(family, "sequence_classification", tmp_path / family)
+        with pytest.raises(SystemExit, match="does not convert. Convert the encoder"):
+            main(["convert", "--model", str(tmp_path / family), "--output", str(tmp_path / "o")])
+        assert main(["convert", "--model", str(tmp_path / family), "--output", str(tmp_path / f"{family}-base"),
+                     "--head", "base", "--max-length", "96", "--attention-window", "128"]) == 0
+        assert json.loads(capsys.readouterr().out)["model"] == "TFLongformerModel"
+        base = T.TFLongformerModel.from_pretrained(str(tmp_path / f"{family}-base"))
+        ids, mask, _ = _inputs(tok, length=30)
+        encoder = src.distilbert if family == "distilbert" else src.electra
+        import torch
+
+        with torch.no_grad():
+            want = encoder(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+        got = base(ids, attention_mask=mask).last_hidden_state.numpy()
+        np.testing.assert_allclose(got[mask == 1], want[mask == 1], atol=1e-4)
+    cfg = json.loads((tmp_path / "electra" / "config.json").read_text())
+    cfg["embedding_size"] = 16
+    (tmp_path / "electra" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SystemExit, match="embedding_size 16 != hidden_size 32"):
+        main(["convert", "--model", str(tmp_path / "electra"), "--output", str(tmp_path / "o"), "--head", "base"])

@@ -355,7 +355,8 @@ class HuggingFaceAdapter:
     def from_source(cls, path_or_id, *, source="auto", max_length=None, attention_window=None, position_init="copy",
                     seed=0):
         """A Longformer made from another model's checkpoint folder (or hub id), the Longformer paper's recipe:
-        a RoBERTa-family encoder (RoBERTa, XLM-RoBERTa, CamemBERT), a BERT, or any layout `tf-longformer convert`
+        a RoBERTa-family encoder (RoBERTa, XLM-RoBERTa, CamemBERT), a BERT, ELECTRA (embedding size = hidden size)
+        or DistilBERT, or any layout `tf-longformer convert`
         reads (`source`, detected by default; `tf_longformer.sources` has the mappings).
 
         `max_length`: the longest input (default 4096 for plain sources); `attention_window`: the full window,
@@ -366,8 +367,9 @@ class HuggingFaceAdapter:
         from tf_longformer import sources
 
         directory = files.resolve_checkpoint_dir(path_or_id)
+        task = next((t for t, c in registry.task_classes().items() if c is cls), "other")
         cfg, state, _, weights, _ = sources.load_source(directory, source, attention_window, max_length,
-                                                        position_init, seed)
+                                                        position_init, seed, task)
         model = cls(LongformerConfig(**cfg))
         sources.check_tied_decoder(state, model)
         model.build()

@@ -11,7 +11,10 @@ models' `from_source` and the tests build on it. The layouts (`source`):
 - `bert`: a BERT encoder (`bert.*` names, positions from 0, token types, a pooler, the `cls.predictions` MLM
   head). Its position row i becomes the Longformer's row pad_token_id + 1 + i (the RoBERTa position convention
   the Longformer uses), the MLM head goes onto `lm_head`, and pooler + classifier onto the classification head
-  (`dense` + tanh + `out_proj` on the first token, the same computation).
+  (`dense` + tanh + `out_proj` on the first token, the same computation);
+- `electra`: BERT's encoder under `electra.*` (when embedding_size = hidden_size), the generator's MLM head;
+- `distilbert`: BERT's computation under other names (`q_lin`, `sa_layer_norm`, ...), no token types, its MLM
+  head. The classifiers of these two (dense + gelu, dense + ReLU) are not the Longformer's and are refused.
 
 For the two plain sources the Longformer paper's recipe is applied: the positions are extended to `max_length`
 (the learned ones copied over and over, or the new rows drawn at random with `position_init="random"`), and the
@@ -25,9 +28,11 @@ import re
 
 import numpy as np
 
-SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta", "bert")
+SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta", "bert", "electra", "distilbert")
 #: the plain encoders converted with the paper's recipe
-PLAIN_SOURCES = ("roberta", "bert")
+PLAIN_SOURCES = ("roberta", "bert", "electra", "distilbert")
+#: the sources whose positions start at 0 (BERT's convention), moved to pad_token_id + 1
+ZERO_BASED_SOURCES = ("bert", "electra", "distilbert")
 #: `model_type` of the RoBERTa family: the same weights and position convention as RoBERTa
 ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
 BERT_FAMILY = ("bert",)
@@ -61,9 +66,13 @@ def detect_source(config: dict, state: dict) -> str:
     if model_type in BERT_FAMILY or (model_type is None and any(k.startswith(("bert.", "cls.predictions."))
                                                                 for k in state)):
         return "bert"
+    if model_type == "electra" or (model_type is None and any(k.startswith("electra.") for k in state)):
+        return "electra"
+    if model_type == "distilbert" or (model_type is None and any(k.startswith("distilbert.") for k in state)):
+        return "distilbert"
     raise ConversionError(
         f"Cannot tell the layout of this checkpoint (model_type {model_type!r}): supported are Longformer, "
-        f"the RoBERTa family {ROBERTA_FAMILY}, BERT {BERT_FAMILY} and the allenai and RoBERTa-long layouts; give "
+        f"the RoBERTa family {ROBERTA_FAMILY}, BERT, ELECTRA, DistilBERT and the allenai and RoBERTa-long layouts; give "
         f"--source (one of {SOURCES[1:]}) if it is one of those.")
 
 
@@ -118,7 +127,7 @@ def check_attention_window(window, num_layers: int):
     return [int(w) for w in ws] if isinstance(window, (list, tuple)) else int(window)
 
 
-def bert_state_to_longformer(config: dict, state: dict) -> dict:
+def bert_state_to_longformer(config: dict, state: dict, mlm_activation: str | None = None) -> dict:
     """BERT names -> RoBERTa-style names (`longformer.*`, `lm_head.*`, `classifier.dense/out_proj`), positions
     shifted by pad_token_id + 1 (rows below that are zero, as the padding row of an `nn.Embedding` starts)."""
     pad = int(config.get("pad_token_id") or 0)
@@ -152,10 +161,11 @@ def bert_state_to_longformer(config: dict, state: dict) -> dict:
             continue  # next-sentence prediction: no Longformer head takes it
         else:  # token classification, question answering: the same names
             out[bare] = array
-    if any(k.startswith("lm_head.") for k in out) and config.get("hidden_act", "gelu") != "gelu":
-        raise ConversionError(f"hidden_act {config['hidden_act']!r}: BERT's MLM head applies it, the Longformer's "
-                              "applies gelu; only gelu BERT models convert with their MLM head (convert the "
-                              "encoder alone with --head base).")
+    activation = mlm_activation or config.get("hidden_act", "gelu")  # BERT's and DistilBERT's MLM head apply it
+    if any(k.startswith("lm_head.") for k in out) and activation != "gelu":
+        raise ConversionError(f"hidden_act {activation!r}: the source's MLM head applies it, the Longformer's "
+                              "applies gelu; only gelu models convert with their MLM head (convert the encoder "
+                              "alone with --head base).")
     for name in [k for k in out if k.endswith("embeddings.position_embeddings.weight")]:
         table = np.asarray(out[name])
         out[name] = np.concatenate([np.zeros((pad + 1, table.shape[1]), table.dtype), table])
@@ -177,9 +187,99 @@ def check_tied_decoder(state: dict, model) -> None:
                               "Convert the encoder alone (--head base) or a head other than masked-lm.")
 
 
+# DistilBERT names -> BERT names (the same computation: post-LN layers, gelu, eps 1e-12)
+_DISTILBERT_LAYER = {"attention.q_lin.": "attention.self.query.", "attention.k_lin.": "attention.self.key.",
+                     "attention.v_lin.": "attention.self.value.", "attention.out_lin.": "attention.output.dense.",
+                     "sa_layer_norm.": "attention.output.LayerNorm.", "ffn.lin1.": "intermediate.dense.",
+                     "ffn.lin2.": "output.dense.", "output_layer_norm.": "output.LayerNorm."}
+_DISTILBERT_CONFIG = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+                      "hidden_dim": "intermediate_size", "dropout": "hidden_dropout_prob",
+                      "attention_dropout": "attention_probs_dropout_prob", "activation": "hidden_act"}
+_DISTILBERT_DROPPED = ("qa_dropout", "seq_classif_dropout", "sinusoidal_pos_embds", "tie_weights_")
+
+
+def _unmapped_head(what: str, head: str | None) -> None:
+    if head in (None, "sequence_classification", "multiple_choice"):
+        raise ConversionError(f"{what}; the Longformer's classification head is dense + tanh + projection, so this "
+                              "head does not convert. Convert the encoder (--head base, or another head class) and "
+                              "fine-tune a new head.")
+
+
+def distilbert_to_bert(config: dict, state: dict, head: str | None = None) -> tuple[dict, dict]:
+    """DistilBERT (config, state) in BERT's names: its encoder is BERT's computation with other names, its MLM
+    head (`vocab_transform` + activation + `vocab_layer_norm` + tied `vocab_projector`) BERT's; it has no token
+    types (one zero row is given) and its classifier (pre_classifier + ReLU) has no Longformer counterpart."""
+    config = dict(config)
+    for old, new in _DISTILBERT_CONFIG.items():
+        if old in config:
+            config[new] = config.pop(old)
+    for key in _DISTILBERT_DROPPED:
+        config.pop(key, None)
+    config.update(layer_norm_eps=1e-12, type_vocab_size=1)
+    out: dict = {}
+    for name, array in state.items():
+        bare = name[len("distilbert."):] if name.startswith("distilbert.") else name
+        m = re.match(r"transformer\.layer\.(\d+)\.(.*)$", bare)
+        if m:
+            rest = m.group(2)
+            for old, new in _DISTILBERT_LAYER.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            out[f"bert.encoder.layer.{m.group(1)}.{rest}"] = array
+        elif bare.startswith("embeddings."):
+            out["bert." + bare] = array
+        elif bare.startswith(("vocab_transform.", "vocab_layer_norm.", "vocab_projector.")):
+            part, p = bare.split(".", 1)
+            target = {"vocab_transform": "transform.dense", "vocab_layer_norm": "transform.LayerNorm",
+                      "vocab_projector": "decoder"}[part]
+            out[f"cls.predictions.{target}.{p}" if (part, p) != ("vocab_projector", "bias")
+                else "cls.predictions.bias"] = array
+        elif bare.startswith("pre_classifier."):
+            _unmapped_head("DistilBERT's classifier applies ReLU after its pre_classifier", head)
+        elif bare.startswith("classifier.") and any(k.startswith("pre_classifier.") for k in state):
+            continue
+        else:
+            out[bare] = array
+    words = out.get("bert.embeddings.word_embeddings.weight")
+    if words is not None:
+        out["bert.embeddings.token_type_embeddings.weight"] = np.zeros((1, words.shape[1]), words.dtype)
+    return config, out
+
+
+def electra_to_bert(config: dict, state: dict, head: str | None = None) -> dict:
+    """ELECTRA's state in BERT's names: the discriminator's encoder is BERT's; the generator's MLM head
+    (dense + gelu + LayerNorm + tied decoder) maps onto the Longformer's; an embedding size other than the hidden
+    size (`embeddings_project`) and the classification head (dense + gelu) do not convert."""
+    if int(config.get("embedding_size", config.get("hidden_size", 0))) != int(config.get("hidden_size", 0)) or any(
+            "embeddings_project." in k for k in state):
+        raise ConversionError(f"ELECTRA with embedding_size {config.get('embedding_size')} != hidden_size "
+                              f"{config.get('hidden_size')} projects its embeddings; the Longformer has no such "
+                              "projection.")
+    out: dict = {}
+    for name, array in state.items():
+        bare = name[len("electra."):] if name.startswith("electra.") else name
+        if bare.startswith(("embeddings.", "encoder.")):
+            out["bert." + bare] = array
+        elif bare.startswith("generator_predictions."):
+            rest = bare[len("generator_predictions."):]
+            out["cls.predictions.transform." + rest] = array
+        elif bare.startswith("generator_lm_head."):
+            p = bare[len("generator_lm_head."):]
+            out["cls.predictions.decoder.weight" if p == "weight" else "cls.predictions.bias"] = array
+        elif bare.startswith("discriminator_predictions."):
+            continue  # replaced-token detection: no Longformer head takes it
+        elif bare.startswith(("classifier.dense.", "classifier.out_proj.", "sequence_summary.")):
+            _unmapped_head("ELECTRA's classification head applies gelu where BERT's pooler applies tanh", head)
+        else:
+            out[bare] = array
+    return out
+
+
 def convert_state(config: dict, state: dict, source: str = "auto", attention_window=None,
-                  max_length: int | None = None, position_init: str = "copy", seed: int | None = 0
-                  ) -> tuple[dict, dict, str]:
+                  max_length: int | None = None, position_init: str = "copy", seed: int | None = 0,
+                  head: str | None = None) -> tuple[dict, dict, str]:
+    """`head`: the task the result is loaded into (None: not known), where a source's head cannot convert."""
     """(config, state) of any supported layout -> (Hugging Face Longformer config dict, state dict, source)."""
     config = dict(config)
     if source == "auto":
@@ -198,8 +298,18 @@ def convert_state(config: dict, state: dict, source: str = "auto", attention_win
     # checkpoints converted from the original TensorFlow BERT name LayerNorm's scale and shift gamma / beta
     state = {re.sub(r"(LayerNorm|layer_norm)\.gamma$", r"\1.weight",
                     re.sub(r"(LayerNorm|layer_norm)\.beta$", r"\1.bias", k)): v for k, v in state.items()}
-    if source == "bert":
-        state = bert_state_to_longformer(config, state)
+    if source == "distilbert":
+        config, state = distilbert_to_bert(config, state, head)
+        n_layers = int(config.get("num_hidden_layers", 6))
+    elif source == "electra":
+        state = electra_to_bert(config, state, head)
+        config.pop("embedding_size", None)
+        config.pop("summary_type", None)
+        config.pop("summary_use_proj", None)
+        config.pop("summary_activation", None)
+        config.pop("summary_last_dropout", None)
+    if source in ZERO_BASED_SOURCES:  # ELECTRA's generator head applies gelu whatever hidden_act says
+        state = bert_state_to_longformer(config, state, "gelu" if source == "electra" else None)
         config["pad_token_id"] = int(config.get("pad_token_id") or 0)
     else:
         state = {re.sub(r"^roberta\.", "longformer.", k): v for k, v in state.items()}
@@ -266,7 +376,8 @@ def _token_ids_from_tokenizer(directory: str, config: dict) -> None:
 
 
 def load_source(directory: str, source: str = "auto", attention_window=None, max_length: int | None = None,
-                position_init: str = "copy", seed: int | None = 0) -> tuple[dict, dict, str, str, dict]:
+                position_init: str = "copy", seed: int | None = 0, head: str | None = None
+                ) -> tuple[dict, dict, str, str, dict]:
     """Reads a checkpoint folder and converts it: -> (Longformer config dict, state dict, source, the weights
     file read, the folder's config.json as it was)."""
     import json
@@ -283,7 +394,8 @@ def load_source(directory: str, source: str = "auto", attention_window=None, max
     if not isinstance(raw, dict):
         raise ConversionError(f"{config_path!r} does not hold a JSON object.")
     state, weights = checkpoints.read_state_dict(directory)
-    config, state, source = convert_state(raw, state, source, attention_window, max_length, position_init, seed)
-    if source == "bert":
+    config, state, source = convert_state(raw, state, source, attention_window, max_length, position_init, seed,
+                                          head)
+    if source in ZERO_BASED_SOURCES:
         _token_ids_from_tokenizer(directory, config)
     return config, state, source, weights, raw

@@ -15,7 +15,8 @@ What users bring, and what they get:
   copying the learned ones over and over (`--position-init random` draws the new rows instead), and the global
   projections initialised from the local ones (`--attention-window` sets the window, one or one per layer).
   BERT's positions (from 0) move to the Longformer's (from pad_token_id + 1), its token types, MLM head and
-  pooler + classifier come along (`tf_longformer.sources` has the mapping).
+  pooler + classifier come along (`tf_longformer.sources` has the mapping); ELECTRA (embedding size = hidden
+  size; the generator's MLM head) and DistilBERT (its MLM head) likewise, their classifiers (gelu, ReLU) refused.
 `--max-length` also extends (or cuts) the positions of any of the others; `--copy-global` sets the global
 projections to the local ones again (after continued masked-LM pretraining). Tokenizer files are carried over
 (byte-level BPE, Unigram or WordPiece), read back by `transformers` as the source's family.
@@ -87,7 +88,7 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
 
     directory = files.resolve_checkpoint_dir(src)
     cfg, state, source, weights, raw = load_source(directory, source, attention_window, max_length, position_init,
-                                                   seed)
+                                                   seed, None if head == "auto" else head.replace("-", "_"))
     head = detect_head(raw, state) if head == "auto" else head
     if head not in heads():
         raise ConversionError(f"--head must be 'auto' or one of {sorted(heads())}, got {head!r}.")
