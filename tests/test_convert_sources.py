@@ -71,6 +71,7 @@ def test_converted_model_computes_what_the_source_computes(family, head, tmp_pat
     assert summary["head"] == head.replace("_", "-") and summary["attention_window"] == [64, 128]
     cls = T.TFLongformerForMaskedLM if head == "masked_lm" else T.TFLongformerForSequenceClassification
     model = cls.from_pretrained(str(tmp_path / "long"))
+    assert model.config.sep_token_id == tok.sep_token_id  # CamemBERT's is 5 here, not the Longformer default 2
     ids, mask, types = _inputs(tok, length=30)  # each window (64, 128) covers it
     types = types if family in TOKEN_TYPES else None
     expected = _torch(src, ids, mask, types)

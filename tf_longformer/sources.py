@@ -357,8 +357,10 @@ def refresh_global_projections(model) -> None:
 
 
 def _token_ids_from_tokenizer(directory: str, config: dict) -> None:
-    """A BERT config names no bos / eos / sep ids (the Longformer's defaults, 0 and 2, are other tokens in its
-    vocabulary): they are taken from the tokenizer beside it, `[CLS]` and `[SEP]`, where the config lacks them."""
+    """A BERT config names no bos / eos / sep ids, nor do RoBERTa-family configs a sep id (the Longformer's
+    defaults, 0 and 2, are other tokens in their vocabularies: CamemBERT's 2 is `</s>NOTUSED`); they are taken from
+    the tokenizer beside it (`[CLS]`/`<s>`, `[SEP]`/`</s>`) where the config lacks them. The sep id is what the
+    question-answering head's automatic global attention looks for."""
     import os
 
     if not any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.txt")):
@@ -396,6 +398,6 @@ def load_source(directory: str, source: str = "auto", attention_window=None, max
     state, weights = checkpoints.read_state_dict(directory)
     config, state, source = convert_state(raw, state, source, attention_window, max_length, position_init, seed,
                                           head)
-    if source in ZERO_BASED_SOURCES:
+    if source in PLAIN_SOURCES:
         _token_ids_from_tokenizer(directory, config)
     return config, state, source, weights, raw
