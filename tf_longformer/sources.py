@@ -290,8 +290,9 @@ def convert_state(config: dict, state: dict, source: str = "auto", attention_win
         raise ConversionError(f"position_init (--position-init) must be one of {POSITION_INITS}, got "
                               f"{position_init!r}.")
     if attention_window is not None and source not in PLAIN_SOURCES:
-        raise ConversionError("--attention-window sets the window of a plain RoBERTa or BERT checkpoint; a Longformer "
-                              "checkpoint was trained with its own windows and keeps them.")
+        raise ConversionError(f"--attention-window sets the window of a plain encoder ({', '.join(PLAIN_SOURCES)}); "
+                              f"this {source!r} checkpoint is a Longformer, trained with its own windows, and keeps "
+                              "them.")
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
         raise ConversionError(f"max_length must be a positive integer, got {max_length!r}.")
     n_layers = int(config.get("num_hidden_layers", 12))

@@ -185,11 +185,11 @@ def register(sub) -> None:
                    help="safetensors: config.json + model.safetensors (Hugging Face layout, loads in PyTorch too); "
                         "keras: a .keras file for keras.saving.load_model")
     p.add_argument("--max-length", type=int, help="longest input of the converted model: position embeddings "
-                                                  "extended by copying (or cut); default: unchanged (4096 for "
-                                                  "--source roberta)")
+                                                  "extended (see --position-init) or cut; default: unchanged (4096 "
+                                                  "for the plain sources: roberta, bert, electra, distilbert)")
     p.add_argument("--attention-window", type=_windows, metavar="W[,W...]",
-                   help="--source roberta/bert: the full window, one for every layer or one per layer, comma-separated "
-                        "(default 512)")
+                   help="plain sources (roberta, bert, electra, distilbert): the full window, one for every layer or "
+                        "one per layer, comma-separated (default 512)")
     p.add_argument("--position-init", default="copy", choices=POSITION_INITS,
                    help="positions beyond the source's: copies of the learned ones (default; the Longformer paper's "
                         "recipe) or random (for comparison)")
