@@ -72,8 +72,8 @@ def detect_source(config: dict, state: dict) -> str:
         return "distilbert"
     raise ConversionError(
         f"Cannot tell the layout of this checkpoint (model_type {model_type!r}): supported are Longformer, "
-        f"the RoBERTa family {ROBERTA_FAMILY}, BERT, ELECTRA, DistilBERT and the allenai and RoBERTa-long layouts; give "
-        f"--source (one of {SOURCES[1:]}) if it is one of those.")
+        f"the RoBERTa family {ROBERTA_FAMILY}, BERT, ELECTRA, DistilBERT and the allenai and RoBERTa-long layouts; "
+        f"give --source (one of {SOURCES[1:]}) if it is one of those.")
 
 
 def extend_positions(table: np.ndarray, new_rows: int, offset: int, init: str = "copy", seed: int | None = 0,

@@ -9,7 +9,8 @@ ids, attention masks and (trimmed) character offsets, with the RoBERTa layout `<
 read with that family's pipeline, post-processor and special tokens as its files give them (no RoBERTa defaults),
 and encodes as that family's transformers fast tokenizer (`XLMRobertaTokenizerFast`, `BertTokenizerFast`, ...),
 token types included where the family's models take them. With the real `allenai/longformer-base-4096` files,
-`tokenizer("Hello world")` gives `input_ids == [0, 31414, 232, 2]` (per the transformers documentation; those files are not shipped here).
+`tokenizer("Hello world")` gives `input_ids == [0, 31414, 232, 2]` (per the transformers documentation; those files
+are not shipped here).
 
 `LongformerTokenizer` is the same class under the name of the slow transformers tokenizer (there is no separate
 pure-Python implementation). `train_tokenizer` / `LongformerTokenizerFast.train_new_from_iterator` train a new
@@ -233,7 +234,8 @@ def _wordpiece_tokenizer(path: str, config: dict[str, Any]) -> Tokenizer:
         raise ValueError(f"The vocabulary {path} lacks the special tokens {missing}.")
     lowercase = bool(config.get("do_lower_case", True))
     strip_accents = config.get("strip_accents")
-    state = json.loads(Tokenizer(models.WordPiece(vocab={names["unk_token"]: 0}, unk_token=names["unk_token"])).to_str())
+    unk = names["unk_token"]
+    state = json.loads(Tokenizer(models.WordPiece(vocab={unk: 0}, unk_token=unk)).to_str())
     state["model"].update(vocab=vocab, unk_token=names["unk_token"], continuing_subword_prefix="##")
     state["normalizer"] = {"type": "BertNormalizer", "clean_text": True,
                            "handle_chinese_chars": bool(config.get("tokenize_chinese_chars", True)),
