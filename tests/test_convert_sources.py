@@ -238,6 +238,10 @@ def test_bad_conversion_requests_are_sentences(tmp_path, capsys):
     (tmp_path / "src" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(SystemExit, match="hidden_act 'relu'"):
         main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o")])
+    capsys.readouterr()
+    assert main(["convert", "--model", str(tmp_path / "src"), "--output", str(tmp_path / "o"), "--head", "base",
+                 "--max-length", "96", "--attention-window", "16"]) == 0  # the way out the message names
+    assert json.loads(capsys.readouterr().out)["model"] == "TFLongformerModel"
 
 
 def test_tensorflow_bert_names_and_untied_decoders(tmp_path, capsys):

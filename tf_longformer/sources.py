@@ -127,7 +127,8 @@ def check_attention_window(window, num_layers: int):
     return [int(w) for w in ws] if isinstance(window, (list, tuple)) else int(window)
 
 
-def bert_state_to_longformer(config: dict, state: dict, mlm_activation: str | None = None) -> dict:
+def bert_state_to_longformer(config: dict, state: dict, mlm_activation: str | None = None,
+                             head: str | None = None) -> dict:
     """BERT names -> RoBERTa-style names (`longformer.*`, `lm_head.*`, `classifier.dense/out_proj`), positions
     shifted by pad_token_id + 1 (rows below that are zero, as the padding row of an `nn.Embedding` starts)."""
     pad = int(config.get("pad_token_id") or 0)
@@ -163,13 +164,20 @@ def bert_state_to_longformer(config: dict, state: dict, mlm_activation: str | No
             out[bare] = array
     activation = mlm_activation or config.get("hidden_act", "gelu")  # BERT's and DistilBERT's MLM head apply it
     if any(k.startswith("lm_head.") for k in out) and activation != "gelu":
+        if head not in (None, "masked_lm"):  # another head is asked for: the MLM head stays behind
+            return {k: v for k, v in _shift_positions(out, pad).items() if not k.startswith("lm_head.")}
         raise ConversionError(f"hidden_act {activation!r}: the source's MLM head applies it, the Longformer's "
                               "applies gelu; only gelu models convert with their MLM head (convert the encoder "
                               "alone with --head base).")
-    for name in [k for k in out if k.endswith("embeddings.position_embeddings.weight")]:
-        table = np.asarray(out[name])
-        out[name] = np.concatenate([np.zeros((pad + 1, table.shape[1]), table.dtype), table])
-    return out
+    return _shift_positions(out, pad)
+
+
+def _shift_positions(state: dict, pad: int) -> dict:
+    """Position row i -> row pad + 1 + i (the rows below are zero, as the padding row of an `nn.Embedding`)."""
+    for name in [k for k in state if k.endswith("embeddings.position_embeddings.weight")]:
+        table = np.asarray(state[name])
+        state[name] = np.concatenate([np.zeros((pad + 1, table.shape[1]), table.dtype), table])
+    return state
 
 
 def check_tied_decoder(state: dict, model) -> None:
@@ -310,7 +318,7 @@ def convert_state(config: dict, state: dict, source: str = "auto", attention_win
         config.pop("summary_activation", None)
         config.pop("summary_last_dropout", None)
     if source in ZERO_BASED_SOURCES:  # ELECTRA's generator head applies gelu whatever hidden_act says
-        state = bert_state_to_longformer(config, state, "gelu" if source == "electra" else None)
+        state = bert_state_to_longformer(config, state, "gelu" if source == "electra" else None, head)
         config["pad_token_id"] = int(config.get("pad_token_id") or 0)
     else:
         state = {re.sub(r"^roberta\.", "longformer.", k): v for k, v in state.items()}
