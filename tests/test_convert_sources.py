@@ -25,6 +25,14 @@ pytestmark = pytest.mark.reference
 SOURCE_POSITIONS = 64
 
 
+@pytest.fixture(autouse=True)
+def _reference_stack():
+    """Every test here builds its source with PyTorch transformers: skipped (as the other reference tests are)
+    where that stack is missing."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+
+
 def _inputs(tok, length=40, seed=0):
     """Two rows of random ordinary tokens, framed by the family's specials; the second row padded."""
     rng = np.random.default_rng(seed)
