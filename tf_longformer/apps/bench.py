@@ -28,7 +28,10 @@ Implementations (`impls`):
 Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM loss, gradients, an Adam step), with
 labels on a random `mlm_fraction` of the tokens (default 0.15, masked-LM pretraining's share; -100 elsewhere).
 `memory_profile=True` adds, for our training steps, what the step keeps for its backward pass per layer and
-component (`tf_longformer.apps.memory_profile`).
+component (`tf_longformer.apps.memory_profile`). `op_profile=True` adds, for our in-process steps (`ours*`,
+`dense`), where the time of a call goes: per op kind (the matrix products against the work around them), op
+type and component, from TensorFlow's profiler (`tf_longformer.apps.op_profile`), over `op_profile_calls` calls
+made after the timed ones (so the profiler's own cost never reaches the timings).
 
 Python entry point:
 
@@ -300,6 +303,10 @@ def _worker(spec: dict) -> dict:
         step().numpy()
         times.append(time.perf_counter() - t0)
     result["times"] = times
+    if spec.get("op_profile"):
+        from tf_longformer.apps import op_profile
+
+        result["op_profile"] = op_profile.profile_step(step, calls=int(spec.get("op_profile_calls", 2)))
     return result
 
 
@@ -484,7 +491,8 @@ def _spec_for(impl, mode, length, common):
             **{k: common[k] for k in ("batch", "repeats", "warmup", "seed", "mlm_fraction")}}
     if impl in OUR_IMPLS:
         spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"],
-                    memory_profile=common["memory_profile"])
+                    memory_profile=common["memory_profile"], op_profile=common["op_profile"],
+                    op_profile_calls=common["op_profile_calls"])
         return [sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], spec
     if common["peer_python"] is None:
         return None
@@ -541,7 +549,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
                   measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print, mlm_fraction=0.15,
-                  memory_profile=False) -> dict:
+                  memory_profile=False, op_profile=False, op_profile_calls=2) -> dict:
     """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
@@ -549,7 +557,9 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
     `targets`: what the run is judged by (`load_targets`; default the package's `bench_targets.json`).
     `mlm_fraction`: the share of tokens a training step labels. `memory_profile`: also report, for our training
-    steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`).
+    steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`). `op_profile`: also
+    report, for our in-process implementations, where the time of a call goes (`tf_longformer.apps.op_profile`),
+    over `op_profile_calls` profiled calls after the timed ones.
     Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
     """
     lengths = [int(x) for x in lengths]
@@ -572,6 +582,9 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         raise ValueError(f"the peer script {peer_script!r} is missing (a broken install of tf-longformer?).")
     if not 0.0 < float(mlm_fraction) <= 1.0:
         raise ValueError(f"mlm_fraction must be in (0, 1], got {mlm_fraction}.")
+    if op_profile and (isinstance(op_profile_calls, bool) or not isinstance(op_profile_calls, int)
+                       or op_profile_calls < 1):
+        raise ValueError(f"op_profile_calls must be a whole number of at least 1, got {op_profile_calls!r}.")
     if repeats < 1 or passes < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
     targets = load_targets(targets)  # a bad targets file stops the run before it starts
@@ -583,7 +596,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         memory_cap_bytes = int(memory_cap_gb * 2**30) if memory_cap_gb else None
     common = dict(batch=batch, repeats=repeats, warmup=warmup, seed=seed, config=config,
                   global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script,
-                  mlm_fraction=float(mlm_fraction), memory_profile=bool(memory_profile))
+                  mlm_fraction=float(mlm_fraction), memory_profile=bool(memory_profile),
+                  op_profile=bool(op_profile), op_profile_calls=int(op_profile_calls))
     env = _worker_env()
     peer_env = _peer_env()
     if peer_python and any(i in PEER_IMPLS for i in impls):
@@ -608,7 +622,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
               "mlm_fraction": float(mlm_fraction),
               "repeats": repeats, "warmup": warmup, "passes": passes, "lengths": lengths, "modes": list(modes),
               "impls": list(impls), "peer_python": peer_python, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "load_average_start": os.getloadavg(), "memory_cap_bytes": memory_cap_bytes}
+              "load_average_start": os.getloadavg(), "memory_cap_bytes": memory_cap_bytes,
+              "op_profile": bool(op_profile)}
     started = time.perf_counter()
     peaks = [matmul()] if measure_matmul else []
     raw = []
@@ -637,6 +652,11 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
                             log(format_profile(r["memory_profile"], f"kept for the backward pass: {impl}, "
                                                                     f"{length} tokens, batch {batch}"))
+                        if r.get("op_profile"):
+                            from tf_longformer.apps.op_profile import format_op_profile
+
+                            log(format_op_profile(r["op_profile"], f"where the time goes: {impl}, {mode}, "
+                                                                   f"{length} tokens, batch {batch}"))
                     else:
                         log(f"{what} FAILED: {r.get('error')}")
     if measure_matmul:
@@ -862,7 +882,20 @@ def format_report(report) -> str:
                 f"first call (tracing), {report['warmup']} more untimed call(s), then the median of "
                 f"{report['repeats']} timed calls; {report['passes']} pass(es), batch {report['batch']}, "
                 f"{report['global_tokens']} global token(s).")
-    return "\n\n".join([" ".join(head), format_table(report), format_targets(report)])
+    return "\n\n".join([" ".join(head), format_table(report), format_targets(report)] + format_op_profiles(report))
+
+
+def format_op_profiles(report) -> list[str]:
+    """The op profiles of a run (`op_profile=True`), one block per measurement, in fixed-width text."""
+    from tf_longformer.apps.op_profile import format_op_profile
+
+    blocks = []
+    for r in report.get("raw", []):
+        if r.get("ok") and r.get("op_profile"):
+            title = (f"Where the time goes: {r['impl']}, {r['mode']}, {r['length']} tokens, batch {report['batch']} "
+                     f"(pass {r.get('pass_index', 0) + 1})")
+            blocks.append("```\n" + format_op_profile(r["op_profile"], title) + "\n```")
+    return blocks
 
 
 def plot(report, path) -> bool:

@@ -38,7 +38,7 @@ def cmd_bench(args) -> int:
             repeats=args.repeats, warmup=args.warmup, passes=args.passes, out_dir=args.out,
             memory_cap_gb=args.memory_cap_gb, timeout_s=args.timeout, matmul_size=args.matmul_size,
             accuracy_length=args.accuracy_length, targets=args.targets, mlm_fraction=args.mlm_fraction,
-            memory_profile=args.memory_profile,
+            memory_profile=args.memory_profile, op_profile=args.op_profile, op_profile_calls=args.op_profile_calls,
         )
     except ValueError as e:
         raise SystemExit(f"tf-longformer bench: {e}") from None
@@ -71,6 +71,12 @@ def register(sub) -> None:
                    help="share of tokens a training step labels for the masked-LM loss (default 0.15)")
     p.add_argument("--memory-profile", action="store_true",
                    help="also print what each of our training steps keeps for its backward pass, per component")
+    p.add_argument("--op-profile", action="store_true",
+                   help="also print where the time of each of our in-process steps goes: per op kind (matrix "
+                        "products against the work around them), op type and component (TensorFlow's profiler, "
+                        "on extra calls after the timed ones)")
+    p.add_argument("--op-profile-calls", type=int, default=2,
+                   help="calls profiled per measurement with --op-profile (default 2)")
     p.add_argument("--memory-cap-gb", type=float, default=None,
                    help="kill a measurement whose RSS passes this (default: 90%% of the memory available)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement (default 3600)")

@@ -283,6 +283,13 @@ class BandLayout(NamedTuple):
     owner: tf.Tensor
     pick: tf.Tensor
     overlap: object
+    nc_max: int
+
+    @property
+    def cap(self):
+        """Queries a loop step's output is laid out for: `size`, or its static bound when `size` is a run-time
+        value (the loop's stacked outputs need a static shape: an empty batch stacks nothing)."""
+        return self.nc_max * self.block
 
     @property
     def pieces(self):
@@ -318,13 +325,21 @@ def band_layout(q, w, block, chunk):
         batch=tf.shape(q)[0], heads=q.shape[1], dim=q.shape[3], length=length, w=w, block=block, s=w // block,
         nc=nc, size=size, full=full, num_chunks=num_chunks, starts=starts, nq=full // block,
         nb=(full + 2 * w) // block, owner=owner, pick=owner * size + pos - tf.gather(starts, owner),
-        overlap=static_len is None or full % size != 0,
+        overlap=static_len is None or full % size != 0, nc_max=nc if static_len is not None else max(1, chunk // block),
     )
 
 
-def _static(n):
-    """`n` where it is a Python int (known at trace time), else None (a shape's unknown dimension)."""
-    return n if isinstance(n, int) else None
+def _to_cap(x, rows, cap):
+    """A loop step's output `x` (`rows` on its first axis) padded with zeros to `cap` rows where `rows` is a
+    run-time size; unchanged where it is static (then `rows == cap`)."""
+    if isinstance(rows, int):
+        return x
+    return tf.pad(x, tf.concat([[[0, cap - rows]], tf.zeros([len(x.shape) - 1, 2], tf.int32)], 0))
+
+
+def _from_cap(x, rows):
+    """The stacked loop outputs `(steps, cap, ...)` cut back to `(steps, rows, ...)` (see `_to_cap`)."""
+    return x if isinstance(rows, int) else x[:, :rows]
 
 
 def _rows(x, start, count):
@@ -407,7 +422,8 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, see
     found = m > 0.5 * _NEG
     out = tf.cast(tf.where(found, out / denom, 0.0), qblocks.dtype)
     lse = tf.where(found, m + tf.math.log(denom), _NEG)
-    return tf.reshape(out, [lay.size, lay.dim]), tf.reshape(lse, [lay.size])
+    return (_to_cap(tf.reshape(out, [lay.size, lay.dim]), lay.size, lay.cap),
+            _to_cap(tf.reshape(lse, [lay.size]), lay.size, lay.cap))
 
 
 def _band_forward(qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed, parallel_iterations):
@@ -415,8 +431,9 @@ def _band_forward(qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed, p
     dtype = qblocks.dtype
     step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
-                         fn_output_signature=(tf.TensorSpec([_static(lay.size), lay.dim], dtype),
-                                              tf.TensorSpec([_static(lay.size)], tf.float32)))
+                         fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype),
+                                              tf.TensorSpec([lay.cap], tf.float32)))
+    out, lse = _from_cap(out, lay.size), _from_cap(lse, lay.size)
     out = tf.reshape(out, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
     lse = tf.reshape(lse, [lay.batch * lay.heads, lay.num_chunks * lay.size])
     if lay.overlap:
@@ -466,7 +483,9 @@ def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_
     s = lay.s
     dk = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dk))
     dv = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dv))
-    return tf.reshape(tf.cast(dq, dtype), [lay.size, lay.dim]), dk, dv
+    kb_rows, kb_cap = lay.nc + 2 * s, lay.nc_max + 2 * s
+    return (_to_cap(tf.reshape(tf.cast(dq, dtype), [lay.size, lay.dim]), lay.size, lay.cap),
+            _to_cap(dk, kb_rows, kb_cap), _to_cap(dv, kb_rows, kb_cap))
 
 
 def _sum_key_block_grads(x, lay):
@@ -489,9 +508,10 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, edges, out, lse, d_out, 
     step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c,
                                                    corr_c, lay, rate, seed))
     dtype = qblocks.dtype
-    spec = tf.TensorSpec([_static(lay.nc + 2 * lay.s), lay.block, lay.dim], dtype)
+    spec = tf.TensorSpec([lay.nc_max + 2 * lay.s, lay.block, lay.dim], dtype)
     dq, dk, dv = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
-                           fn_output_signature=(tf.TensorSpec([_static(lay.size), lay.dim], dtype), spec, spec))
+                           fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype), spec, spec))
+    dq, dk, dv = _from_cap(dq, lay.size), _from_cap(dk, lay.nc + 2 * lay.s), _from_cap(dv, lay.nc + 2 * lay.s)
     dq = tf.reshape(dq, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
     if lay.overlap:
         dq = tf.gather(dq, lay.pick, axis=1)
@@ -538,12 +558,22 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
         out, lse = forward(*blocks(q, k, v))
         return shaped(out, [lay.dim]), shaped(lse)
 
+    # The backward loop is built where the tape asks for it, outside this layer's name scope: it re-enters the
+    # scope, so profiles (`bench --op-profile`, `--memory-profile`) put its ops under the layer's attention.
+    scope = tf.get_current_name_scope()
+
     @tf.custom_gradient
     def run(q, k, v):
         qb, kb, vb = blocks(q, k, v)
         out, lse = forward(qb, kb, vb)
 
         def grad(d_out, d_lse):
+            if tf.executing_eagerly() or not scope:
+                return _grad(d_out, d_lse)
+            with tf.name_scope(scope + "/band_backward/"):
+                return _grad(d_out, d_lse)
+
+        def _grad(d_out, d_lse):
             bh = lay.batch * lay.heads
             d_out = tf.zeros_like(out[:, :lay.length]) if d_out is None else tf.reshape(d_out, [bh, lay.length,
                                                                                                lay.dim])
