@@ -220,18 +220,18 @@ class Pipeline:
             ids = np.full((len(batch), length), pad, np.int32)
             mask = np.zeros((len(batch), length), np.int32)
             glob = np.zeros((len(batch), length), np.int32)
-            types = np.zeros((len(batch), length), np.int32)
+            types = np.zeros((len(batch), length), np.int32) if self._uses_token_types else None
             for row, i in enumerate(batch):
                 f = features[i]
                 n = len(f["input_ids"])
                 ids[row, :n] = f["input_ids"]
                 mask[row, :n] = 1
                 glob[row, list(f.get("global", ()))] = 1
-                if f.get("types") is not None:
+                if types is not None and f.get("types") is not None:
                     types[row, :n] = f["types"]
             extra = [features[i].get("extra") for i in batch]
             out = self._call_model(tf.constant(ids), tf.constant(mask), tf.constant(glob), extra, len(batches),
-                                   tf.constant(types) if self._uses_token_types else None)
+                                   None if types is None else tf.constant(types))
             out = {k: v.numpy() for k, v in out.items()}
             for row, i in enumerate(batch):
                 n = len(features[i]["input_ids"])

@@ -343,7 +343,8 @@ def _from_cap(x, rows):
 
 
 def _rows(x, start, count):
-    """`x[start:start + count]` with a static size (a dim-0 slice: a view, and static under XLA)."""
+    """`x[start:start + count]`, a dim-0 slice (a view): `count` a Python int (a static size, static under XLA)
+    or, for a length unknown at trace time, a run-time one."""
     if isinstance(count, int):
         return tf.slice(x, tf.concat([[start], tf.zeros([len(x.shape) - 1], tf.int32)], 0),
                         [count] + [-1] * (len(x.shape) - 1))
