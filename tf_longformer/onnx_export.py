@@ -227,7 +227,7 @@ def _convert(fn, specs, opset):
     return proto
 
 
-def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=True, verbose=None):
+def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=True, verbose=None, dtype=None):
     """Writes `model` as two ONNX files and a JSON beside them (see the module docstring).
 
     Args:
@@ -237,6 +237,7 @@ def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=Tru
         auto_global: also write `<name>.auto_global.onnx` (`False`: only the model with `global_attention_mask`,
             half the conversion time; the benchmark's choice).
         overwrite: replace existing files; otherwise `FileExistsError` before any work.
+        dtype: None or `"float32"`; bfloat16 is refused (ONNX Runtime's CPU provider cannot run it).
     Returns:
         `{"with_global": path, "auto_global": path, "metadata": path}` (no `auto_global` when not written).
     """
@@ -245,6 +246,10 @@ def export_onnx(model, filepath, *, opset=OPSET, auto_global=True, overwrite=Tru
     from tf_longformer import serving
 
     task = serving.task_of(model)
+    if serving.export_dtype(dtype) not in (None, "float32"):
+        raise ValueError(f"The ONNX export is float32 only, got dtype={dtype!r}: ONNX Runtime's CPU execution "
+                         "provider has no bfloat16 arithmetic kernels (no bfloat16 MatMul), so a bfloat16 graph "
+                         "would not load there. Export bfloat16 as a SavedModel (format='tf_saved_model').")
     paths = paths_for(filepath)
     if not isinstance(auto_global, bool):
         raise ValueError(f"`auto_global` must be True or False, got {auto_global!r}.")

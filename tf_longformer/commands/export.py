@@ -11,6 +11,7 @@ from tf_longformer.commands import quiet_tf
 TASK_CHOICES = registry.task_names()  # every registered task (importing tf_longformer registered them)
 SIGNATURE_CHOICES = ("serving_default", "auto_global", "probabilities", "attentions", "hidden_states")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+EXPORT_DTYPES = ("float32", "bfloat16")  # serving.EXPORT_DTYPES
 
 
 def _find_tokenizer(directory):
@@ -48,12 +49,13 @@ def cmd_export(args) -> int:
     signatures = args.signatures.split(",") if args.signatures else None
     target = serving.export_for_serving(
         model, args.output, args.version, overwrite=args.overwrite, tokenizer=tokenizer, signatures=signatures,
-        int64=not args.no_int64, top_k=args.top_k, warmup=args.warmup,
+        int64=not args.no_int64, top_k=args.top_k, warmup=args.warmup, dtype=args.dtype,
     )
     with open(os.path.join(target, serving.EXTRA_DIR, serving.METADATA_FILE), encoding="utf-8") as f:
         meta = json.load(f)
     print(json.dumps({"export": target, "task": task, "version": int(os.path.basename(target)),
-                      "signatures": sorted(meta["signatures"]), "tokenizer": meta["tokenizer"]}, indent=2))
+                      "signatures": sorted(meta["signatures"]), "tokenizer": meta["tokenizer"],
+                      "dtype": meta["dtype"]}, indent=2))
     return 0
 
 
@@ -64,6 +66,11 @@ def _check_format_options(args):
     """The SavedModel's options mean nothing for ONNX: refuse them instead of ignoring them."""
     if args.format != "onnx":
         return
+    if args.dtype != "float32":
+        raise SystemExit(f"error: --format onnx takes only --dtype float32, got --dtype {args.dtype}: ONNX Runtime's "
+                         "CPU execution provider has no bfloat16 arithmetic kernels (no bfloat16 MatMul), so a "
+                         "bfloat16 ONNX graph would not load there. Export bfloat16 as a SavedModel (--format "
+                         "tf_saved_model), or ONNX in float32.")
     given = [flag for key, flag in SAVED_MODEL_ONLY.items()
              if (args.top_k != 10 if key == "top_k" else getattr(args, key) not in (None, False))]
     if given:
@@ -151,6 +158,10 @@ def register(sub) -> None:
     p.add_argument("--no-int64", action="store_true", help="do not write the <name>_int64 signature twins")
     p.add_argument("--top-k", type=_top_k, default=10, help="token candidates per position of the masked LM's "
                                                            "probabilities (default 10)")
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, default="float32",
+                   help="what the exported graph computes in: float32 (default) or bfloat16 (Keras' mixed_bfloat16 "
+                        "policy: bfloat16 matmuls, LayerNorm and softmax in float32; faster on CPUs with AVX-512 "
+                        "BF16 or AMX). Outputs stay float32 with the same names; SavedModel only")
     p.add_argument("--warmup", action="store_true",
                    help="write assets.extra/tf_serving_warmup_requests (needs tensorflow-serving-api)")
     p.set_defaults(func=cmd_export)
