@@ -25,6 +25,9 @@ Implementations (`impls`):
   only graph-mode step it can run; failures are recorded as failures. `reference_xla` times its XLA path.
   `hf_roberta`: the Hugging Face TF RoBERTa of the same size, in the same peer environment.
 
+Batch sizes: `batch` is one size or a list (`--batch 1,4,8`); each size is a row of its own per implementation,
+mode and length, with its tokens/s (`batch * length / median time`), so a run shows what batching buys.
+
 Modes: `forward` (the base model, `last_hidden_state`) and `train` (MaskedLM loss, gradients, an Adam step), with
 labels on a random `mlm_fraction` of the tokens (default 0.15, masked-LM pretraining's share; -100 elsewhere).
 `memory_profile=True` adds, for our training steps, what the step keeps for its backward pass per layer and
@@ -36,7 +39,7 @@ made after the timed ones (so the profiler's own cost never reaches the timings)
 Python entry point:
 
     from tf_longformer.apps.bench import run_benchmark
-    report = run_benchmark(lengths=[1024, 2048], modes=["forward"], out_dir="bench-out")
+    report = run_benchmark(lengths=[1024, 2048], modes=["forward"], batch=[1, 8], out_dir="bench-out")
 
 Worker entry point (one measurement, used by the parent): `python -m tf_longformer.apps.bench --worker SPEC_JSON`.
 """
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import platform
 import resource
@@ -485,10 +489,13 @@ def _run_subprocess(cmd, env, timeout_s, memory_cap_bytes):
     return result
 
 
-def _spec_for(impl, mode, length, common):
-    """(command, spec) of one measurement, or None when the implementation does not apply."""
+def _spec_for(impl, mode, length, common, batch=None):
+    """(command, spec) of one measurement at `batch` rows (default `common["batch"]`), or None when the
+    implementation does not apply."""
     spec = {"mode": mode, "length": length,
             **{k: common[k] for k in ("batch", "repeats", "warmup", "seed", "mlm_fraction")}}
+    if batch is not None:
+        spec["batch"] = int(batch)
     if impl in OUR_IMPLS:
         spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"],
                     memory_profile=common["memory_profile"], op_profile=common["op_profile"],
@@ -545,6 +552,20 @@ def _median(xs):
     return None if not n else (xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
 
 
+def batch_sizes(batch) -> list[int]:
+    """The batch sizes of a run: `batch` is one positive integer or a sequence of them (duplicates dropped)."""
+    values = [batch] if isinstance(batch, (numbers.Integral, str)) or not hasattr(batch, "__iter__") else list(batch)
+    out = []
+    for b in values:
+        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
+            raise ValueError(f"batch sizes must be positive integers, got {b!r}.")
+        if int(b) not in out:
+            out.append(int(b))
+    if not out:
+        raise ValueError("give at least one batch size.")
+    return out
+
+
 def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer_python=None, config=None,
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
@@ -554,7 +575,8 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
     `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
-    the peak; `measure_matmul=False` skips it). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
+    the peak; `measure_matmul=False` skips it). `batch`: one batch size or a list; each is measured as rows of
+    its own (every implementation back to back at each length, mode and batch size). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
     `targets`: what the run is judged by (`load_targets`; default the package's `bench_targets.json`).
     `mlm_fraction`: the share of tokens a training step labels. `memory_profile`: also report, for our training
     steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`). `op_profile`: also
@@ -585,6 +607,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     if op_profile and (isinstance(op_profile_calls, bool) or not isinstance(op_profile_calls, int)
                        or op_profile_calls < 1):
         raise ValueError(f"op_profile_calls must be a whole number of at least 1, got {op_profile_calls!r}.")
+    batches = batch_sizes(batch)
     if repeats < 1 or passes < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1, passes >= 1, warmup >= 0; got {repeats}, {passes}, {warmup}.")
     targets = load_targets(targets)  # a bad targets file stops the run before it starts
@@ -594,7 +617,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         memory_cap_bytes = int(0.9 * avail) if avail else None
     else:
         memory_cap_bytes = int(memory_cap_gb * 2**30) if memory_cap_gb else None
-    common = dict(batch=batch, repeats=repeats, warmup=warmup, seed=seed, config=config,
+    common = dict(batch=batches[0], repeats=repeats, warmup=warmup, seed=seed, config=config,
                   global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script,
                   mlm_fraction=float(mlm_fraction), memory_profile=bool(memory_profile),
                   op_profile=bool(op_profile), op_profile_calls=int(op_profile_calls))
@@ -618,7 +641,9 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
             log(f"matmul peak failed: {r.get('error')}")
         return r
 
-    report = {"machine": machine_info(), "config": config, "batch": batch, "global_tokens": global_tokens,
+    # `batch`: the int of a one-size run (as before lists existed), else the list; `batches`: always the list.
+    report = {"machine": machine_info(), "config": config, "batch": batches[0] if len(batches) == 1 else batches,
+              "batches": batches, "global_tokens": global_tokens,
               "mlm_fraction": float(mlm_fraction),
               "repeats": repeats, "warmup": warmup, "passes": passes, "lengths": lengths, "modes": list(modes),
               "impls": list(impls), "peer_python": peer_python, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -627,38 +652,44 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     started = time.perf_counter()
     peaks = [matmul()] if measure_matmul else []
     raw = []
+
+    def _measure(impl, mode, length, b, p):
+        if impl == "reference_noglobal" and mode != "train":
+            return  # its forward is not a target; the global-token forward works
+        if impl in FORWARD_ONLY and mode != "forward":
+            return
+        made = _spec_for(impl, mode, length, common, b)
+        if made is None:
+            return
+        cmd, spec = made
+        load = os.getloadavg()[0]
+        r = _run_subprocess(cmd, peer_env if impl in PEER_IMPLS else env, timeout_s, memory_cap_bytes)
+        r.update(impl=impl, mode=mode, length=length, batch=b, pass_index=p, load_average_1min=load)
+        raw.append(r)
+        what = (f"[{time.perf_counter() - started:7.0f} s] pass {p + 1} {mode:7s} {length:6d} batch {b:<3d} "
+                f"{impl:18s}")
+        if r.get("ok"):
+            med = _median(r["times"])
+            log(f"{what} median {med:8.3f} s  {b * length / med:9.0f} tokens/s  "
+                f"peak {r['peak_rss_bytes'] / 2**30:5.2f} GiB  (load {load:.1f})")
+            if r.get("memory_profile"):
+                from tf_longformer.apps.memory_profile import format_profile
+
+                log(format_profile(r["memory_profile"], f"kept for the backward pass: {impl}, "
+                                                        f"{length} tokens, batch {b}"))
+            if r.get("op_profile"):
+                from tf_longformer.apps.op_profile import format_op_profile
+
+                log(format_op_profile(r["op_profile"], f"where the time goes: {impl}, {mode}, "
+                                                       f"{length} tokens, batch {b}"))
+        else:
+            log(f"{what} FAILED: {r.get('error')}")
     for p in range(passes):
         for length in lengths:
             for mode in modes:
-                for impl in impls:
-                    if impl == "reference_noglobal" and mode != "train":
-                        continue  # its forward is not a target; the global-token forward works
-                    if impl in FORWARD_ONLY and mode != "forward":
-                        continue
-                    made = _spec_for(impl, mode, length, common)
-                    if made is None:
-                        continue
-                    cmd, spec = made
-                    load = os.getloadavg()[0]
-                    r = _run_subprocess(cmd, peer_env if impl in PEER_IMPLS else env, timeout_s, memory_cap_bytes)
-                    r.update(impl=impl, mode=mode, length=length, pass_index=p, load_average_1min=load)
-                    raw.append(r)
-                    what = f"[{time.perf_counter() - started:7.0f} s] pass {p + 1} {mode:7s} {length:6d} {impl:18s}"
-                    if r.get("ok"):
-                        log(f"{what} median {_median(r['times']):8.3f} s  peak {r['peak_rss_bytes'] / 2**30:5.2f} GiB"
-                            f"  (load {load:.1f})")
-                        if r.get("memory_profile"):
-                            from tf_longformer.apps.memory_profile import format_profile
-
-                            log(format_profile(r["memory_profile"], f"kept for the backward pass: {impl}, "
-                                                                    f"{length} tokens, batch {batch}"))
-                        if r.get("op_profile"):
-                            from tf_longformer.apps.op_profile import format_op_profile
-
-                            log(format_op_profile(r["op_profile"], f"where the time goes: {impl}, {mode}, "
-                                                                   f"{length} tokens, batch {batch}"))
-                    else:
-                        log(f"{what} FAILED: {r.get('error')}")
+                for b in batches:
+                    for impl in impls:
+                        _measure(impl, mode, length, b, p)
     if measure_matmul:
         peaks.append(matmul())
     if "ours_bf16" in impls:
@@ -673,7 +704,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     good = [p for p in peaks if p.get("ok")]
     report["matmul_peak_gflops"] = max((p["float32_gflops"] for p in good), default=None)
     report["matmul_peak_bf16_gflops"] = max((p["bfloat16_gflops"] for p in good), default=None)
-    report["results"] = summarize(raw, config, global_tokens, batch, report["matmul_peak_gflops"],
+    report["results"] = summarize(raw, config, global_tokens, batches[0], report["matmul_peak_gflops"],
                                   report["matmul_peak_bf16_gflops"], mlm_fraction=float(mlm_fraction))
     report["raw"] = raw
     report["targets"] = evaluate_targets(report["results"], targets)
@@ -685,12 +716,13 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
 
 def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16, mlm_fraction=1.0):
-    """One row per (impl, mode, length): all passes' times pooled, medians, tokens/s, GFLOP/s, % of peak."""
+    """One row per (impl, mode, length, batch): all passes' times pooled, medians, tokens/s (`batch * length /
+    median`), GFLOP/s, % of peak. `batch`: the batch size of raw results that do not carry their own."""
     rows = {}
     for r in raw:
-        key = (r["impl"], r["mode"], r["length"])
-        row = rows.setdefault(key, {"impl": r["impl"], "mode": r["mode"], "length": r["length"], "times": [],
-                                    "peak_rss": [], "after_build_rss": [], "first_call": [], "errors": []})
+        key = (r["impl"], r["mode"], r["length"], int(r.get("batch", batch)))
+        row = rows.setdefault(key, {"times": [], "peak_rss": [], "after_build_rss": [], "first_call": [],
+                                    "errors": []})
         if r.get("ok"):
             row["times"] += r["times"]
             row["peak_rss"].append(r["peak_rss_bytes"])
@@ -699,17 +731,18 @@ def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16, mlm_fract
         else:
             row["errors"].append(r.get("error"))
     out = []
-    for (impl, mode, length), row in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], ALL_IMPLS.index(kv[0][0]))):
+    order = sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], ALL_IMPLS.index(kv[0][0])))
+    for (impl, mode, length, batch), row in order:
         med = _median(row["times"])
-        rec = {"impl": impl, "mode": mode, "length": length, "ok": med is not None, "times": row["times"],
-               "median_s": med, "errors": row["errors"]}
+        rec = {"impl": impl, "mode": mode, "length": length, "batch": batch, "ok": med is not None,
+               "times": row["times"], "median_s": med, "errors": row["errors"]}
         if med is not None:
             dense = impl in ("dense", "hf_roberta")
             g = 0 if impl == "reference_noglobal" else global_tokens
             flops = ideal_flops(config, length, mode, g, dense=dense, batch=batch, mlm_fraction=mlm_fraction)
             peak = peak_bf16 if impl == "ours_bf16" else peak_fp32
             rec.update(
-                tokens_per_s=batch * length / med,
+                tokens_per_s=tokens_per_s(batch, length, med),
                 peak_rss_bytes=_median(row["peak_rss"]),
                 rss_after_build_bytes=_median(row["after_build_rss"]),
                 first_call_s=_median([x for x in row["first_call"] if x is not None]),
@@ -721,11 +754,17 @@ def summarize(raw, config, global_tokens, batch, peak_fp32, peak_bf16, mlm_fract
     return out
 
 
-def _find(results, impl, mode, length):
-    for r in results:
-        if r["impl"] == impl and r["mode"] == mode and r["length"] == length:
-            return r
-    return None
+def tokens_per_s(batch, length, median_s):
+    """Throughput of one call on `batch` rows of `length` tokens that took `median_s` seconds."""
+    return batch * length / median_s
+
+
+def _find(results, impl, mode, length, batch=None):
+    """The row of (impl, mode, length) at `batch` rows; `batch` None: the smallest batch size measured for it
+    (the only one in a one-size run; a row from before batch lists counts as batch 1)."""
+    found = [r for r in results if r["impl"] == impl and r["mode"] == mode and r["length"] == length
+             and (batch is None or r.get("batch", 1) == batch)]
+    return min(found, key=lambda r: r.get("batch", 1)) if found else None
 
 
 def _quantity(row, name):
@@ -737,8 +776,9 @@ def _quantity(row, name):
 
 
 def _measured(results, where):
-    """`(row, quantity)` of `where` = [impl, mode, length, quantity] when that row is in `results` and ran."""
-    row = _find(results, *where[:3])
+    """`(row, quantity)` of `where` = [impl, mode, length, quantity] or [impl, mode, length, quantity, batch]
+    (without a batch: the row of the smallest batch measured) when that row is in `results` and ran."""
+    row = _find(results, *where[:3], where[4] if len(where) > 4 else None)
     return (row, _quantity(row, where[3])) if row is not None and row["ok"] else (row, None)
 
 
@@ -766,12 +806,15 @@ def _per_token_growth(results, t):
 def _slowest_ratio_from(results, t):
     """The smallest `of` / `over` over the lengths from `over`'s up where `over`'s implementation ran (a failed
     `of` there counts as infinitely slower)."""
-    impl, mode, shortest, quantity = t["over"]
+    impl, mode, shortest, quantity = t["over"][:4]
+    batch = t["over"][4] if len(t["over"]) > 4 else None
     ratios = []
     for r in results:
         if r["impl"] != impl or r["mode"] != mode or r["length"] < shortest or not r["ok"]:
             continue
-        other = _find(results, t["of"][0], t["of"][1], r["length"])
+        if r is not _find(results, impl, mode, r["length"], batch):
+            continue  # another batch size's row
+        other = _find(results, t["of"][0], t["of"][1], r["length"], r.get("batch", 1))
         if other is not None:
             ratios.append(_quantity(other, t["of"][3]) / _quantity(r, quantity) if other["ok"] else math.inf)
     return min(ratios) if ratios else None
@@ -828,21 +871,23 @@ def evaluate_targets(results, targets=None):
 def format_table(report) -> str:
     """A Markdown table of the results, with the ratios the targets use."""
     res = report["results"]
-    lines = ["| mode | length | implementation | median s | tokens/s | peak RSS GiB | GFLOP/s (ideal) | % matmul peak | vs dense | vs reference |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| mode | length | batch | implementation | median s | tokens/s | peak RSS GiB | GFLOP/s (ideal) | % matmul peak | vs dense | vs reference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res:
         if not r["ok"]:
             err = (r["errors"][0] if r["errors"] else "no result") or "failed"
-            lines.append(f"| {r['mode']} | {r['length']} | {r['impl']} | failed: {err[:120].replace('|', '/')} | | | | | | |")
+            lines.append(f"| {r['mode']} | {r['length']} | {r.get('batch', 1)} | {r['impl']} | "
+                         f"failed: {err[:120].replace('|', '/')} | | | | | | |")
             continue
-        d = _find(res, "dense", r["mode"], r["length"])
+        d = _find(res, "dense", r["mode"], r["length"], r.get("batch", 1))
         ref_impl = "reference_noglobal" if r["mode"] == "train" else "reference"
-        ref = _find(res, ref_impl, r["mode"], r["length"])
+        ref = _find(res, ref_impl, r["mode"], r["length"], r.get("batch", 1))
         vs_d = f"{d['median_s'] / r['median_s']:.2f}x" if d and d["ok"] and r["impl"] != "dense" else ""
         vs_r = f"{ref['median_s'] / r['median_s']:.2f}x" if ref and ref["ok"] and not r["impl"].startswith("reference") else ""
         frac = r.get("fraction_of_matmul_peak")
         lines.append(
-            f"| {r['mode']} | {r['length']} | {r['impl']} | {r['median_s']:.3f} | {r['tokens_per_s']:.0f} | "
+            f"| {r['mode']} | {r['length']} | {r.get('batch', 1)} | {r['impl']} | {r['median_s']:.3f} | "
+            f"{r['tokens_per_s']:.0f} | "
             f"{r['peak_rss_bytes'] / 2**30:.2f} | {r['achieved_gflops']:.0f} | "
             f"{'' if frac is None else f'{100 * frac:.0f}%'} | {vs_d} | {vs_r} |")
     return "\n".join(lines)
@@ -880,7 +925,8 @@ def format_report(report) -> str:
                     f"{acc['gradient_cosine']:.5f}.")
     head.append(f"Total run time {report['total_s'] / 60:.1f} min; per measurement, a fresh process, one untimed "
                 f"first call (tracing), {report['warmup']} more untimed call(s), then the median of "
-                f"{report['repeats']} timed calls; {report['passes']} pass(es), batch {report['batch']}, "
+                f"{report['repeats']} timed calls; {report['passes']} pass(es), "
+                f"batch {', '.join(str(b) for b in report.get('batches', [report['batch']]))}, "
                 f"{report['global_tokens']} global token(s).")
     return "\n\n".join([" ".join(head), format_table(report), format_targets(report)] + format_op_profiles(report))
 
@@ -892,7 +938,8 @@ def format_op_profiles(report) -> list[str]:
     blocks = []
     for r in report.get("raw", []):
         if r.get("ok") and r.get("op_profile"):
-            title = (f"Where the time goes: {r['impl']}, {r['mode']}, {r['length']} tokens, batch {report['batch']} "
+            title = (f"Where the time goes: {r['impl']}, {r['mode']}, {r['length']} tokens, "
+                     f"batch {r.get('batch', report['batch'])} "
                      f"(pass {r.get('pass_index', 0) + 1})")
             blocks.append("```\n" + format_op_profile(r["op_profile"], title) + "\n```")
     return blocks
@@ -909,17 +956,22 @@ def plot(report, path) -> bool:
         return False
     modes = report["modes"]
     fig, axes = plt.subplots(2, len(modes), figsize=(6 * len(modes), 8), squeeze=False)
+    batches = report.get("batches", [report["batch"]])
     for col, mode in enumerate(modes):
         for impl in report["impls"]:
-            rows = [r for r in report["results"] if r["impl"] == impl and r["mode"] == mode and r["ok"]]
-            if not rows:
-                continue
-            xs = [r["length"] for r in rows]
-            axes[0][col].plot(xs, [r["median_s"] for r in rows], "o-", label=impl)
-            axes[1][col].plot(xs, [r["peak_rss_bytes"] / 2**30 for r in rows], "o-", label=impl)
-            for r in report["results"]:
-                if r["impl"] == impl and r["mode"] == mode and not r["ok"]:
-                    axes[0][col].axvline(r["length"], color="0.85", lw=0.8)
+            for b in batches:
+                mine = [r for r in report["results"] if r["impl"] == impl and r["mode"] == mode
+                        and r.get("batch", batches[0]) == b]
+                rows = [r for r in mine if r["ok"]]
+                if not rows:
+                    continue
+                label = impl if len(batches) == 1 else f"{impl}, batch {b}"
+                xs = [r["length"] for r in rows]
+                axes[0][col].plot(xs, [r["median_s"] for r in rows], "o-", label=label)
+                axes[1][col].plot(xs, [r["peak_rss_bytes"] / 2**30 for r in rows], "o-", label=label)
+                for r in mine:
+                    if not r["ok"]:
+                        axes[0][col].axvline(r["length"], color="0.85", lw=0.8)
         for row, label in ((0, "median time (s)"), (1, "peak RSS (GiB)")):
             ax = axes[row][col]
             ax.set_xscale("log", base=2)

@@ -19,6 +19,29 @@ def _ints(text):
     return out
 
 
+def _batches(text):
+    """`--batch 1,4,8`: the batch sizes, each a positive integer (argparse type: a bad one is a usage error)."""
+    import argparse
+
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"--batch takes positive integers separated by commas (e.g. 1,4,8); "
+                                             f"got {part!r} in {text!r}")
+        out.append(value)
+    if not out:
+        raise argparse.ArgumentTypeError(f"--batch takes positive integers separated by commas (e.g. 1,4,8); "
+                                         f"got {text!r}")
+    return out
+
+
 def cmd_bench(args) -> int:
     """Times forward and training steps against peers (dense model, reference TF Longformer); table, JSON, plot."""
     quiet_tf()
@@ -65,7 +88,9 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median; default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls after the first (default 1)")
     p.add_argument("--passes", type=int, default=1, help="repeat the whole sweep, pooling times (default 1)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=_batches, default=[1], metavar="N[,N...]",
+                   help="batch size(s), comma-separated (e.g. 1,4,8): each is measured as its own row, with its "
+                        "tokens/s (batch x length / median time); default 1")
     p.add_argument("--global-tokens", type=int, default=1, help="leading tokens made global (default 1)")
     p.add_argument("--mlm-fraction", type=float, default=0.15,
                    help="share of tokens a training step labels for the masked-LM loss (default 0.15)")
