@@ -37,6 +37,12 @@ def _row(impl, mode, length, median, peak=1 << 30, after=1 << 28, frac=None):
             "rss_after_build_bytes": after, "fraction_of_matmul_peak": frac, "errors": [] if median else ["boom"]}
 
 
+def _batch_row(impl, mode, length, batch, median):
+    row = _row(impl, mode, length, median)
+    row.update(batch=batch, tokens_per_s=None if median is None else bench.tokens_per_s(batch, length, median))
+    return row
+
+
 def test_targets_are_judged_from_the_ratios():
     results = [
         _row("ours", "forward", 4096, 2.0, peak=1 << 30, frac=0.70),
@@ -47,7 +53,7 @@ def test_targets_are_judged_from_the_ratios():
         _row("dense", "forward", 2048, 0.9), _row("dense", "forward", 16384, None),
     ]
     got = {x["target"]: (x["met"], x["value"]) for x in bench.evaluate_targets(results)}
-    assert len(got) == 22  # every target of the issues is listed, measured or not (+3 informative rows)
+    assert len(got) == 24  # every target of the issues is listed, measured or not (+3 informative rows)
     fwd = [v for k, v in got.items() if k.startswith("forward 4096 fp32")][0]
     assert fwd == (True, 2.0)  # 2x the reference's tokens/s >= 1.8
     fwd_mem = [v for k, v in got.items() if k.startswith("forward 4096: peak memory")][0]
@@ -72,7 +78,7 @@ def test_targets_are_judged_from_the_ratios():
 def test_the_targets_are_data_and_a_file_of_ones_own_replaces_them(tmp_path):
     """The issue's targets come from the package's bench_targets.json; `targets=` (`--targets FILE`) swaps them."""
     shipped = bench.load_targets()
-    assert len(shipped) == 22 and shipped[16]["target"] == "linear (forward): time per token at 16384 within 1.15x of 2048"
+    assert len(shipped) == 24 and shipped[16]["target"] == "linear (forward): time per token at 16384 within 1.15x of 2048"
     mine = tmp_path / "targets.json"
     mine.write_text(json.dumps({"targets": [{"modes": ["forward"], "targets": [
         {"target": "ours {mode} 2048 under 1.5 s", "measure": "value", "of": ["ours", "{mode}", 2048, "median_s"],
@@ -154,7 +160,7 @@ def test_end_to_end_tiny_run_with_a_peer(tmp_path):
     saved = json.loads((out / "bench.json").read_text())
     assert saved["results"] == json.loads(json.dumps(report["results"]))
     table = (out / "bench.md").read_text()
-    assert "| forward | 32 | ours |" in table and "failed: Incompatible shapes" in table
+    assert "| forward | 32 | 1 | ours |" in table and "failed: Incompatible shapes" in table
     assert "AMX" in table
     try:
         __import__("matplotlib")
@@ -225,3 +231,148 @@ def test_cli_lengths_and_help():
     assert args.lengths == "2k" and args.peer_python == "/usr/bin/python3" and args.func.__name__ == "cmd_bench"
     assert args.targets is None and build_parser().parse_args(["bench", "--targets", "t.json"]).targets == "t.json"
     assert math.isfinite(bench.ideal_flops(TINY, 32))
+
+
+# ------------------------------------------------------------------------------------------- batch sizes
+def test_cli_batch_takes_a_list():
+    from tf_longformer.cli import build_parser
+    from tf_longformer.commands.bench import _batches
+
+    assert _batches("1,4, 8") == [1, 4, 8] and _batches("2") == [2]
+    parse = build_parser().parse_args
+    assert parse(["bench"]).batch == [1]
+    assert parse(["bench", "--batch", "1,4,8"]).batch == [1, 4, 8]
+    for bad in ("0", "1,x", "-2", ","):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(["bench", "--batch", bad])
+        assert exit_info.value.code == 2
+
+
+def test_cli_batch_error_names_the_value(capsys):
+    from tf_longformer.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--batch", "1,x"])
+    assert "got 'x' in '1,x'" in capsys.readouterr().err
+
+
+def test_batch_sizes_of_the_python_api():
+    import numpy as np
+
+    assert bench.batch_sizes(1) == [1] and bench.batch_sizes([8, 1, 8]) == [8, 1] and bench.batch_sizes(
+        (np.int64(4),)) == [4]
+    for bad in (0, -1, 1.5, True, "4", [1, 0], []):
+        with pytest.raises(ValueError, match="batch size"):
+            bench.batch_sizes(bad)
+    with pytest.raises(ValueError, match="batch sizes must be positive integers, got 0"):
+        bench.run_benchmark(lengths=[32], batch=[1, 0])
+
+
+def test_each_batch_size_is_a_row_with_its_tokens_per_s():
+    """Raw measurements at batch 1 and 4 (two passes at batch 4) -> one row each, sorted by batch; tokens/s is
+    batch x length / the median of the pooled times; the ideal FLOPs scale with the batch."""
+    raw = [
+        {"impl": "ours", "mode": "forward", "length": 256, "batch": 4, "ok": True, "times": [1.0, 1.2],
+         "peak_rss_bytes": 3, "rss_after_build_bytes": 1, "first_call_s": 2.0},
+        {"impl": "ours", "mode": "forward", "length": 256, "batch": 1, "ok": True, "times": [0.5, 0.4, 0.6],
+         "peak_rss_bytes": 2, "rss_after_build_bytes": 1, "first_call_s": 2.0},
+        {"impl": "ours", "mode": "forward", "length": 256, "batch": 4, "ok": True, "times": [1.1],
+         "peak_rss_bytes": 3, "rss_after_build_bytes": 1, "first_call_s": 2.0},
+        {"impl": "dense", "mode": "forward", "length": 256, "batch": 4, "ok": False, "error": "boom"},
+    ]
+    rows = bench.summarize(raw, TINY, 1, 1, None, None)
+    assert [(r["impl"], r["batch"]) for r in rows] == [("ours", 1), ("ours", 4), ("dense", 4)]
+    one, four, dense = rows
+    assert one["median_s"] == 0.5 and one["tokens_per_s"] == pytest.approx(256 / 0.5)
+    assert four["times"] == [1.0, 1.2, 1.1] and four["median_s"] == 1.1
+    assert four["tokens_per_s"] == pytest.approx(4 * 256 / 1.1)
+    assert four["ideal_gflop"] == pytest.approx(4 * one["ideal_gflop"])
+    assert not dense["ok"] and dense["errors"] == ["boom"]
+    # a raw result without a batch (a report from before batch lists) takes the run's batch size
+    without = {k: v for k, v in raw[1].items() if k != "batch"}
+    [old] = bench.summarize([without], TINY, 1, 2, None, None)
+    assert old["batch"] == 2 and old["tokens_per_s"] == pytest.approx(2 * 256 / 0.5)
+    report = {"results": rows}
+    table = bench.format_table(report)
+    assert "| mode | length | batch | implementation | median s | tokens/s |" in table
+    assert "| forward | 256 | 1 | ours | 0.500 | 512 |" in table
+    assert "| forward | 256 | 4 | ours | 1.100 | 931 |" in table
+    assert "| forward | 256 | 4 | dense | failed: boom |" in table
+
+
+def test_batch_scaling_targets_need_both_rows():
+    def judged(results):
+        got = {x["target"]: x for x in bench.evaluate_targets(results)}
+        return (got["batch scaling, forward 4096 fp32: tokens/s at batch 8 >= batch 1's"],
+                got["batch scaling, forward 4096 bf16: tokens/s at batch 8 >= batch 1's"])
+
+    # batch 1: 2048 tokens/s; batch 8 in 12 s: 2731 tokens/s -> 1.33x, met; bf16 has no batch-8 row: not judged
+    fp32, bf16 = judged([_batch_row("ours", "forward", 4096, 1, 2.0), _batch_row("ours", "forward", 4096, 8, 12.0),
+                         _batch_row("ours_bf16", "forward", 4096, 1, 1.0)])
+    assert fp32["met"] is True and fp32["value"] == pytest.approx((8 * 4096 / 12.0) / (4096 / 2.0))
+    assert bf16["met"] is None and bf16["detail"] == "not measured in this run (ours_bf16 forward at 4096 with " \
+                                                     "--batch 1,8)"
+    # batch 8 in 20 s: 1638 tokens/s, less than batch 1's -> not met; a failed batch-8 row is not judged
+    fp32, bf16 = judged([_batch_row("ours", "forward", 4096, 1, 2.0), _batch_row("ours", "forward", 4096, 8, 20.0),
+                         _batch_row("ours_bf16", "forward", 4096, 1, 1.0),
+                         _batch_row("ours_bf16", "forward", 4096, 8, None)])
+    assert fp32["met"] is False and fp32["value"] == pytest.approx(0.8)
+    assert bf16["met"] is None
+
+
+def test_targets_without_a_batch_read_the_smallest_batch():
+    """The issue's older targets name no batch: with rows at batch 1 and 8 they read batch 1's, as before."""
+    results = [_batch_row("ours", "forward", 4096, 8, 8.0), _batch_row("ours", "forward", 4096, 1, 2.0),
+               _batch_row("reference", "forward", 4096, 1, 4.0), _batch_row("reference", "forward", 4096, 8, 40.0)]
+    got = {x["target"]: x for x in bench.evaluate_targets(results)}
+    assert got["forward 4096 fp32: tokens/s >= 1.8x the reference TF Longformer"]["value"] == pytest.approx(2.0)
+    # the dense comparison over lengths stays within one batch size
+    results = [_batch_row("ours", "forward", 2048, 1, 1.0), _batch_row("dense", "forward", 2048, 1, 2.0),
+               _batch_row("ours", "forward", 2048, 4, 4.0), _batch_row("dense", "forward", 2048, 4, 1.0)]
+    got = {x["target"]: x for x in bench.evaluate_targets(results)}
+    assert got["faster than the dense model of the same size from 2048 up (forward)"]["value"] == pytest.approx(2.0)
+
+
+def test_every_batch_size_reaches_the_runners():
+    """Our worker's spec and the peer's spec carry the row's batch size (the ONNX / SavedModel runners get it as
+    the shape of the inputs our worker makes from it), and a runner that timed another size is a failure."""
+    common = {"batch": 1, "repeats": 1, "warmup": 0, "seed": 0, "mlm_fraction": 0.15, "config": TINY,
+              "global_tokens": 1, "memory_profile": False, "op_profile": False, "op_profile_calls": 1,
+              "peer_python": sys.executable, "peer_script": "peer.py"}
+    for impl in ("ours", "ours_bf16", "onnx", "saved_model", "dense", "reference", "hf_roberta"):
+        for b in (1, 4, 8):
+            cmd, spec = bench._spec_for(impl, "forward", 64, common, b)
+            assert spec["batch"] == b and json.loads(cmd[-1])["batch"] == b
+    assert bench._spec_for("ours", "forward", 64, common)[1]["batch"] == 1
+    ok = {"ok": True, "times": [1.0], "input_shape": [4, 64]}
+    assert bench._check_input_shape(dict(ok), 4, 64)["ok"] is True
+    wrong = bench._check_input_shape(dict(ok), 8, 64)
+    assert wrong["ok"] is False and "shape [4, 64], not batch 8 x length 64" in wrong["error"]
+    assert bench._check_input_shape({"ok": True, "times": [1.0]}, 8, 64)["ok"] is True  # a runner that says nothing
+
+
+def test_a_peer_gets_each_batch_size(tmp_path):
+    """A stub reference (no TensorFlow) that times `batch` x 0.1 s and reports its input shape: one row per batch
+    size, the peer's times filed under the right one."""
+    stub = tmp_path / "peer.py"
+    stub.write_text(textwrap.dedent("""
+        import json, sys
+        if sys.argv[1] == "--check":
+            print("BENCH_PEER " + json.dumps({"ok": True, "python": "3"}))
+            sys.exit(0)
+        spec = json.loads(sys.argv[1])
+        print("BENCH_RESULT " + json.dumps({"ok": True, "times": [0.1 * spec["batch"]], "peak_rss_bytes": 2,
+                                            "rss_after_build_bytes": 1, "first_call_s": 1.0,
+                                            "input_shape": [spec["batch"], spec["length"]]}))
+    """))
+    lines = []
+    report = bench.run_benchmark(lengths=[32], modes=["forward"], impls=["reference"], peer_python=sys.executable,
+                                 peer_script=str(stub), config=TINY, batch=[1, 4], repeats=1, warmup=0,
+                                 measure_matmul=False, log=lines.append)
+    assert report["batch"] == [1, 4] and report["batches"] == [1, 4]
+    rows = {r["batch"]: r for r in report["results"]}
+    assert rows[1]["median_s"] == pytest.approx(0.1) and rows[4]["median_s"] == pytest.approx(0.4)
+    assert rows[4]["tokens_per_s"] == pytest.approx(4 * 32 / 0.4)
+    assert [r["batch"] for r in report["raw"]] == [1, 4]
+    assert any("batch 4" in line and "tokens/s" in line for line in lines)
+    assert "batch 1, 4" in bench.format_report({**report, "load_average_end": [0.0], "total_s": 1.0})

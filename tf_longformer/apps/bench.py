@@ -237,6 +237,7 @@ def _worker(spec: dict) -> dict:
     glob[:, :n_global] = 1
     labels = mlm_labels(ids, float(spec.get("mlm_fraction", 1.0)), int(spec.get("seed", 0)))
     ids, glob, labels = tf.constant(ids), tf.constant(glob), tf.constant(labels)
+    result["input_shape"] = [batch, length]
     jit = impl in ("ours_xla", "ours_xla_gc")
 
     if impl in FORWARD_ONLY:
@@ -546,6 +547,17 @@ def check_peer(peer_python, peer_script=PEER_SCRIPT, env=None, timeout_s=600.0) 
                                   f"{'; output tail: ' + tail if tail else ''}"}
 
 
+def _check_input_shape(result, batch, length):
+    """A measurement whose runner reports the inputs it timed (`input_shape`, batch first) at another batch size
+    or length than asked is a failure, not a row: its times would be filed under the wrong size."""
+    shape = result.get("input_shape")
+    if result.get("ok") and shape is not None and (int(shape[0]) != batch or int(shape[-1]) != length):
+        result["ok"] = False
+        result["error"] = (f"the runner timed inputs of shape {list(shape)}, not batch {batch} x length {length}: "
+                           "it did not take the batch size it was given")
+    return result
+
+
 def _median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -571,12 +583,13 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
                   measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print, mlm_fraction=0.15,
                   memory_profile=False, op_profile=False, op_profile_calls=2) -> dict:
-    """Measures every (length, mode, implementation) in a fresh process; returns (and writes) the report.
+    """Measures every (length, mode, batch size, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
     `peer_python` is given. The matmul peak is measured at the start and the end of the run (the higher is
     the peak; `measure_matmul=False` skips it). `batch`: one batch size or a list; each is measured as rows of
-    its own (every implementation back to back at each length, mode and batch size). `ours_bf16` in `impls` also measures bf16's accuracy cost at `accuracy_length`.
+    its own (every implementation back to back at each length, mode and batch size). `ours_bf16` in `impls`
+    also measures bf16's accuracy cost at `accuracy_length`.
     `targets`: what the run is judged by (`load_targets`; default the package's `bench_targets.json`).
     `mlm_fraction`: the share of tokens a training step labels. `memory_profile`: also report, for our training
     steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`). `op_profile`: also
@@ -664,6 +677,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
         cmd, spec = made
         load = os.getloadavg()[0]
         r = _run_subprocess(cmd, peer_env if impl in PEER_IMPLS else env, timeout_s, memory_cap_bytes)
+        _check_input_shape(r, b, length)
         r.update(impl=impl, mode=mode, length=length, batch=b, pass_index=p, load_average_1min=load)
         raw.append(r)
         what = (f"[{time.perf_counter() - started:7.0f} s] pass {p + 1} {mode:7s} {length:6d} batch {b:<3d} "

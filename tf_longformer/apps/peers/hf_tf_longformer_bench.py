@@ -68,7 +68,7 @@ def run(spec: dict) -> dict:
 
     s = {**DEFAULTS, **spec}
     length, batch = int(s["length"]), int(s["batch"])
-    result = {"tensorflow": tf.__version__, "transformers": transformers.__version__}
+    result = {"tensorflow": tf.__version__, "transformers": transformers.__version__, "input_shape": [batch, length]}
     kw = dict(vocab_size=s["vocab_size"], hidden_size=s["hidden_size"], num_hidden_layers=s["num_hidden_layers"],
               num_attention_heads=s["num_attention_heads"], intermediate_size=s["intermediate_size"],
               max_position_embeddings=length + 2, type_vocab_size=1, pad_token_id=1)

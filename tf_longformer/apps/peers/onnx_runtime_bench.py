@@ -29,7 +29,7 @@ def main(spec_json):
     t0 = time.perf_counter()
     session.run([first], feed)
     result = {"first_call_s": time.perf_counter() - t0, "onnxruntime": ort.__version__,
-              "rss_after_build_bytes": after_build}
+              "rss_after_build_bytes": after_build, "input_shape": list(data["input_ids"].shape)}
     for _ in range(int(spec.get("warmup", 1))):
         session.run([first], feed)
     times = []

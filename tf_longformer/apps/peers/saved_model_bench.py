@@ -38,7 +38,8 @@ def main(spec_json):
     t0 = time.perf_counter()
     call()
     result = {"first_call_s": time.perf_counter() - t0, "tensorflow": tf.__version__,
-              "rss_after_build_bytes": after_build, "signature_inputs": sorted(names)}
+              "rss_after_build_bytes": after_build, "signature_inputs": sorted(names),
+              "input_shape": list(data["input_ids"].shape)}
     for _ in range(int(spec.get("warmup", 1))):
         call()
     times = []
