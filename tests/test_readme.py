@@ -238,7 +238,8 @@ def test_readme_command_lines_are_found():
                      ".venv/bin/tf-longformer bench", ".venv/bin/tf-longformer train",
                      "python tools/measure_gradient_checkpointing.py", "python export/standin_server.py",
                      "--model longformer-qa --assets serving/longformer-qa/1",      # `$R ...`, expanded
-                     ".venv/bin/python export/clients/grpc_client.py"):
+                     ".venv/bin/python export/clients/grpc_client.py", "--dtype bfloat16", "--batch 1,4,8",
+                     "python tools/measure_bf16_export.py"):
         assert any(expected in line for line in lines), expected
 
 

@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     model = serving.model_class("sequence_classification").from_pretrained(args.checkpoint)
     result = {"checkpoint": os.path.abspath(args.checkpoint), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
               "tensorflow": tf.__version__, "addresses": int(len(test_idx)), "max_length": args.max_length,
-              "batch_size": args.batch_size, "subset": bool(args.limit)}
+              "batch_size": args.batch_size, "subset": bool(args.limit),
+              "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     logits = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("float32", "bfloat16"):
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
             logits[dtype] = np.concatenate(out)
             assert logits[dtype].dtype == np.float32
             result[f"{dtype}_accuracy"] = float(np.mean(logits[dtype].argmax(-1) == y))
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     a, b = logits["float32"], logits["bfloat16"]
     result["max_abs_logit_difference"] = float(np.max(np.abs(a - b)))
     result["largest_abs_logit"] = float(np.max(np.abs(a)))
