@@ -135,6 +135,14 @@ def test_bad_dtype_is_refused_before_any_work(tmp_path, bad):
     assert not (tmp_path / "out").exists()
 
 
+def test_dtype_with_keras_own_export_is_refused(tmp_path):
+    model = make_model(TASK, seed=3, num_hidden_layers=1, attention_window=[6])
+    spec = [tf.TensorSpec([None, None], tf.int32, name="input_ids")]
+    with pytest.raises(ValueError, match="`dtype` applies to our serving SavedModel"):
+        model.export(str(tmp_path / "out"), input_signature=spec, dtype="bfloat16")
+    assert not (tmp_path / "out").exists()
+
+
 def test_onnx_refuses_bfloat16(tmp_path):
     model = make_model(TASK, seed=3, num_hidden_layers=1, attention_window=[6])
     with pytest.raises(ValueError, match="float32 only, got dtype='bfloat16'.*no bfloat16 arithmetic"):

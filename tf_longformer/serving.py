@@ -505,5 +505,9 @@ def export(model, filepath, format="tf_saved_model", verbose=None, input_signatu
     dispatched by the model's `export` to `tf_longformer.onnx_export`, which builds on this module.)"""
     if format == "tf_saved_model" and input_signature is None:
         return export_saved_model(model, filepath, verbose=verbose, **kwargs)
+    if "dtype" in kwargs:
+        raise ValueError(f"`dtype` applies to our serving SavedModel (format='tf_saved_model' without an "
+                         f"`input_signature`) and to format='onnx'; got format={format!r} with an input_signature "
+                         f"{'given' if input_signature is not None else 'absent'}.")
     return keras.Model.export(model, filepath, format=format, verbose=verbose, input_signature=input_signature,
                               **kwargs)

@@ -684,7 +684,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                 f"{impl:18s}")
         if r.get("ok"):
             med = _median(r["times"])
-            log(f"{what} median {med:8.3f} s  {b * length / med:9.0f} tokens/s  "
+            log(f"{what} median {med:8.3f} s  {tokens_per_s(b, length, med):9.0f} tokens/s  "
                 f"peak {r['peak_rss_bytes'] / 2**30:5.2f} GiB  (load {load:.1f})")
             if r.get("memory_profile"):
                 from tf_longformer.apps.memory_profile import format_profile
