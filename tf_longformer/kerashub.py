@@ -263,10 +263,11 @@ def load(obj_or_path, attention_window=None, max_length: int | None = None, posi
 
     model = load_model(obj_or_path)
     tokenizer = tokenizer_of(model)
-    if tokenizer is None and isinstance(obj_or_path, (str, os.PathLike)) and os.path.isfile(
-            os.path.join(obj_or_path, "tokenizer.json")):
+    named = isinstance(obj_or_path, (str, os.PathLike))
+    if tokenizer is None and named and (not os.path.isdir(obj_or_path) or os.path.isfile(
+            os.path.join(obj_or_path, "tokenizer.json"))):  # a backbone's preset (a name, or a folder with one)
         tokenizer = require_keras_hub().tokenizers.Tokenizer.from_preset(os.fspath(obj_or_path))
     raw, state = to_roberta(model, tokenizer)
     config, state, _ = convert_state(raw, state, "roberta", attention_window, max_length, position_init, seed, head)
-    what = os.fspath(obj_or_path) if isinstance(obj_or_path, (str, os.PathLike)) else f"<KerasHub {type(model).__name__}>"
+    what = os.fspath(obj_or_path) if named else f"<KerasHub {type(model).__name__}>"
     return config, state, "keras-hub", what, raw, tokenizer

@@ -195,8 +195,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("convert", help=cmd_convert.__doc__, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="the checkpoint to convert: a folder or a hub id (with --source keras-hub: a "
-                                                    "KerasHub preset folder or name)")
+    p.add_argument("--model", required=True,
+                   help="the checkpoint to convert: a folder or a hub id (--source keras-hub: a KerasHub preset folder "
+                        "or name)")
     p.add_argument("--output", required=True, help="output folder (or a .keras file with --format keras)")
     p.add_argument("--source", default="auto", choices=SOURCES, help="layout of the input (default: detected)")
     p.add_argument("--head", default="auto", choices=("auto", *heads()),
