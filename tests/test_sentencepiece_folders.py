@@ -43,10 +43,9 @@ def _field(number: int, payload) -> bytes:
 
 def _model_bytes(pieces=PIECES, model_type=1) -> bytes:
     """A SentencePiece ModelProto in its wire format: pieces, trainer_spec.model_type, an empty normalizer_spec."""
-    out = b""
-    for piece, score, kind in pieces:
-        out += _field(1, _field(1, piece.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", score) + _field(3, kind))
-    return out + _field(2, _field(3, model_type)) + _field(3, _field(1, b"identity"))
+    out = [_field(1, _field(1, piece.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", score) + _field(3, kind))
+           for piece, score, kind in pieces]
+    return b"".join(out) + _field(2, _field(3, model_type)) + _field(3, _field(1, b"identity"))
 
 
 def test_parse_model_reads_pieces_scores_and_types():
