@@ -359,7 +359,8 @@ class HuggingFaceAdapter:
         or DistilBERT, or any layout `tf-longformer convert`
         reads (`source`, detected by default; `tf_longformer.sources` has the mappings). A KerasHub RoBERTa /
         XLM-RoBERTa backbone, masked LM or text classifier converts too, as an object or a `save_to_preset` folder
-        (`source="keras_hub"`, detected; `tf_longformer.kerashub`, the `keras-hub` extra).
+        (`source="keras_hub"`, detected; `tf_longformer.kerashub`, the `keras-hub` extra); its tokenizer is written
+        as ours reads it by `tf_longformer.kerashub.write_tokenizer(keras_hub_tokenizer, folder)`.
 
         `max_length`: the longest input (default 4096 for plain sources); `attention_window`: the full window,
         an int or one per layer (default 512); `position_init`: the positions beyond the source's, "copy" (the
