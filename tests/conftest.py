@@ -96,6 +96,11 @@ def pytest_configure(config):
         "reference: needs the PyTorch reference (torch and/or transformers): parity, PyTorch round trips, "
         "transformers tokenizer comparisons; skipped without them, deselect with -m 'not reference'",
     )
+    config.addinivalue_line(
+        "markers",
+        "keras_hub: needs the keras-hub extra (KerasHub model conversion); skipped without it, deselect with "
+        "-m 'not keras_hub'",
+    )
     if os.environ.get(MAX_SKIPS_ENV, "").strip() and not hasattr(config, "workerinput"):
         config.pluginmanager.register(SkipGuard(os.environ[MAX_SKIPS_ENV].strip()), "tf_longformer_skip_guard")
 

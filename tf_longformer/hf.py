@@ -357,19 +357,28 @@ class HuggingFaceAdapter:
         """A Longformer made from another model's checkpoint folder (or hub id), the Longformer paper's recipe:
         a RoBERTa-family encoder (RoBERTa, XLM-RoBERTa, CamemBERT), a BERT, ELECTRA (embedding size = hidden size)
         or DistilBERT, or any layout `tf-longformer convert`
-        reads (`source`, detected by default; `tf_longformer.sources` has the mappings).
+        reads (`source`, detected by default; `tf_longformer.sources` has the mappings). A KerasHub RoBERTa /
+        XLM-RoBERTa backbone, masked LM or text classifier converts too, as an object or a `save_to_preset` folder
+        (`source="keras_hub"`, detected; `tf_longformer.kerashub`, the `keras-hub` extra); its tokenizer is written
+        as ours reads it by `tf_longformer.kerashub.write_tokenizer(keras_hub_tokenizer, folder)`.
 
         `max_length`: the longest input (default 4096 for plain sources); `attention_window`: the full window,
         an int or one per layer (default 512); `position_init`: the positions beyond the source's, "copy" (the
         learned ones over and over) or "random" (drawn with `seed`). The global projections start as copies of
         the local ones. The tokenizer is `LongformerTokenizerFast.from_pretrained(path)`.
         """
-        from tf_longformer import sources
+        from tf_longformer import kerashub, sources
 
-        directory = files.resolve_checkpoint_dir(path_or_id)
+        source = "keras-hub" if source == "keras_hub" else source
         task = next((t for t, c in registry.task_classes().items() if c is cls), "other")
-        cfg, state, _, weights, _ = sources.load_source(directory, source, attention_window, max_length,
-                                                        position_init, seed, task)
+        if source == "keras-hub" or (source == "auto" and (kerashub.is_keras_hub_object(path_or_id)
+                                                           or kerashub.is_preset_dir(path_or_id))):
+            cfg, state, _, weights, _, _ = kerashub.load(path_or_id, attention_window, max_length, position_init,
+                                                         seed, task)
+        else:
+            directory = files.resolve_checkpoint_dir(path_or_id)
+            cfg, state, _, weights, _ = sources.load_source(directory, source, attention_window, max_length,
+                                                            position_init, seed, task)
         model = cls(LongformerConfig(**cfg))
         sources.check_tied_decoder(state, model)
         model.build()

@@ -14,7 +14,9 @@ models' `from_source` and the tests build on it. The layouts (`source`):
   (`dense` + tanh + `out_proj` on the first token, the same computation);
 - `electra`: BERT's encoder under `electra.*` (when embedding_size = hidden_size), the generator's MLM head;
 - `distilbert`: BERT's computation under other names (`q_lin`, `sa_layer_norm`, ...), no token types, its MLM
-  head. The classifiers of these two (dense + gelu, dense + ReLU) are not the Longformer's and are refused.
+  head. The classifiers of these two (dense + gelu, dense + ReLU) are not the Longformer's and are refused;
+- `keras-hub`: a KerasHub RoBERTa / XLM-RoBERTa backbone, masked LM or text classifier (an object, or a preset
+  folder), read as a RoBERTa by `tf_longformer.kerashub` (needs the `keras-hub` extra).
 
 For the two plain sources the Longformer paper's recipe is applied: the positions are extended to `max_length`
 (the learned ones copied over and over, or the new rows drawn at random with `position_init="random"`), and the
@@ -28,7 +30,7 @@ import re
 
 import numpy as np
 
-SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta", "bert", "electra", "distilbert")
+SOURCES = ("auto", "hf", "allenai", "roberta-long", "roberta", "bert", "electra", "distilbert", "keras-hub")
 #: the plain encoders converted with the paper's recipe
 PLAIN_SOURCES = ("roberta", "bert", "electra", "distilbert")
 #: the sources whose positions start at 0 (BERT's convention), moved to pad_token_id + 1
@@ -292,6 +294,9 @@ def convert_state(config: dict, state: dict, source: str = "auto", attention_win
     config = dict(config)
     if source == "auto":
         source = detect_source(config, state)
+    if source == "keras-hub":
+        raise ConversionError("A KerasHub model is not a state dict: tf_longformer.kerashub.load reads it "
+                              "(from_source and tf-longformer convert do).")
     if source not in SOURCES[1:]:
         raise ConversionError(f"--source must be one of {SOURCES}, got {source!r}.")
     if position_init not in POSITION_INITS:

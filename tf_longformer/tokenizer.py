@@ -43,6 +43,7 @@ VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 TOKENIZER_FILE = "tokenizer.json"
 WORDPIECE_VOCAB_FILE = "vocab.txt"  # BERT's vocabulary, one token a line (id = line number)
+SENTENCEPIECE_FILE = "sentencepiece.bpe.model"  # XLM-R's / CamemBERT's SentencePiece model (see tf_longformer.spm)
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 
@@ -629,6 +630,9 @@ class LongformerTokenizerFast:
                 raise type(e)(f"Invalid setting in {config_path} / {map_path}: {e}") from e
             tokenizer.name_or_path = path
             return tokenizer
+        spm_file = os.path.join(path, SENTENCEPIECE_FILE)
+        if not os.path.isfile(tokenizer_file) and not os.path.isfile(vocab_file) and os.path.isfile(spm_file):
+            return cls._from_sentencepiece(path, spm_file, config)
         if not os.path.isfile(tokenizer_file):
             missing = [p for p in (vocab_file, merges_file) if not os.path.isfile(p)]
             if missing:
@@ -655,6 +659,40 @@ class LongformerTokenizerFast:
             if bad:
                 raise type(e)(f"Invalid setting in {sources[bad[0]]}: {e}") from e
             raise
+        tokenizer.name_or_path = path
+        return tokenizer
+
+    @classmethod
+    def _from_sentencepiece(cls: type[_T], path: str, spm_file: str, config: dict[str, Any]) -> _T:
+        """An XLM-R / CamemBERT folder with the SentencePiece model only (no `tokenizer.json`): the pipeline
+        transformers' fast tokenizer builds from it (`tf_longformer.spm`), the family from `tokenizer_class` or the
+        folder's `config.json` `model_type`."""
+        from tf_longformer import spm
+
+        tokenizer_class = config.get("tokenizer_class")
+        if tokenizer_class is None:
+            model_config = os.path.join(path, "config.json")
+            model_type = _read_json_object(model_config).get("model_type") if os.path.isfile(model_config) else None
+            tokenizer_class = "CamembertTokenizer" if model_type == "camembert" else "XLMRobertaTokenizer"
+        family = spm.FAMILIES.get(tokenizer_class)
+        if family is None:
+            raise ValueError(
+                f"{spm_file} is a SentencePiece model of a {tokenizer_class!r} tokenizer; only the XLM-RoBERTa and "
+                f"CamemBERT layouts ({', '.join(sorted(set(spm.FAMILIES)))}) convert without transformers. Write its "
+                f"{TOKENIZER_FILE} with transformers: python -c \"from transformers import AutoTokenizer; "
+                f"AutoTokenizer.from_pretrained('{path}').save_pretrained('{path}')\"")
+        try:
+            backend = spm.unigram_tokenizer(spm.read_model(spm_file), family)
+        except ValueError as e:
+            raise ValueError(f"{e} Write its {TOKENIZER_FILE} with transformers: python -c \"from transformers "
+                             f"import AutoTokenizer; AutoTokenizer.from_pretrained('{path}').save_pretrained("
+                             f"'{path}')\"") from None
+        settings = spm.special_tokens(family)
+        extra = settings.get("additional_special_tokens") or []
+        backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in extra])
+        # the folder's own settings (tokenizer_config.json, special_tokens_map.json) win
+        settings.update({k: v for k, v in config.items() if v is not None or k not in SPECIAL_TOKEN_ATTRIBUTES})
+        tokenizer = cls(tokenizer_object=backend, **settings)
         tokenizer.name_or_path = path
         return tokenizer
 

@@ -16,10 +16,15 @@ What users bring, and what they get:
   projections initialised from the local ones (`--attention-window` sets the window, one or one per layer).
   BERT's positions (from 0) move to the Longformer's (from pad_token_id + 1), its token types, MLM head and
   pooler + classifier come along (`tf_longformer.sources` has the mapping); ELECTRA (embedding size = hidden
-  size; the generator's MLM head) and DistilBERT (its MLM head) likewise, their classifiers (gelu, ReLU) refused.
+  size; the generator's MLM head) and DistilBERT (its MLM head) likewise, their classifiers (gelu, ReLU) refused;
+- a KerasHub RoBERTa / XLM-RoBERTa preset folder (`save_to_preset`: a backbone, masked LM or text classifier;
+  `--source keras-hub`, detected from its metadata.json; needs the `keras-hub` extra) -> the same recipe, its
+  positions moved from 0 to pad_token_id + 1 (`tf_longformer.kerashub` has the mapping), its tokenizer written as
+  a tokenizer.json.
 `--max-length` also extends (or cuts) the positions of any of the others; `--copy-global` sets the global
 projections to the local ones again (after continued masked-LM pretraining). Tokenizer files are carried over
-(byte-level BPE, Unigram or WordPiece), read back by `transformers` as the source's family.
+(byte-level BPE, Unigram or WordPiece; a SentencePiece model without tokenizer.json becomes one), read back by
+`transformers` as the source's family.
 """
 
 from __future__ import annotations
@@ -83,12 +88,18 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
     import shutil
 
     import tf_longformer as T
-    from tf_longformer import files, sources
+    from tf_longformer import files, kerashub, sources
     from tf_longformer.config import LongformerConfig
 
-    directory = files.resolve_checkpoint_dir(src)
-    cfg, state, source, weights, raw = load_source(directory, source, attention_window, max_length, position_init,
-                                                   seed, None if head == "auto" else head.replace("-", "_"))
+    task = None if head == "auto" else head.replace("-", "_")
+    keras_hub_tokenizer = directory = None
+    if source in ("keras-hub", "keras_hub") or (source == "auto" and kerashub.is_preset_dir(src)):
+        cfg, state, source, weights, raw, keras_hub_tokenizer = kerashub.load(src, attention_window, max_length,
+                                                                              position_init, seed, task)
+    else:
+        directory = files.resolve_checkpoint_dir(src)
+        cfg, state, source, weights, raw = load_source(directory, source, attention_window, max_length, position_init,
+                                                       seed, task)
     head = detect_head(raw, state) if head == "auto" else head
     if head not in heads():
         raise ConversionError(f"--head must be 'auto' or one of {sorted(heads())}, got {head!r}.")
@@ -121,8 +132,16 @@ def convert_checkpoint(src: str, dst: str, *, source: str = "auto", head: str = 
         raise ConversionError(f"--format must be 'safetensors' or 'keras', got {fmt!r}.")
     tokenizer = None
     out_dir = dst if fmt == "safetensors" else os.path.dirname(os.path.abspath(written))
-    if any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.json", "vocab.txt")):
-        tokenizer = T.LongformerTokenizerFast.from_pretrained(directory)
+    if keras_hub_tokenizer is not None:  # its vocabulary (BPE) or SentencePiece proto, as a tokenizer.json
+        tokenizer = kerashub.write_tokenizer(keras_hub_tokenizer, out_dir, config.max_sequence_length)
+    elif directory is None:
+        pass
+    elif any(os.path.isfile(os.path.join(directory, n)) for n in ("tokenizer.json", "vocab.json", "vocab.txt",
+                                                                   "sentencepiece.bpe.model")):
+        try:
+            tokenizer = T.LongformerTokenizerFast.from_pretrained(directory)
+        except ValueError as e:  # an unreadable tokenizer, or a SentencePiece model of another layout
+            raise ConversionError(f"The tokenizer of {src!r} does not convert: {e}") from None
         if max_length is not None or source in sources.PLAIN_SOURCES:
             tokenizer.model_max_length = config.max_sequence_length
         tokenizer.save_pretrained(out_dir)
@@ -176,7 +195,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("convert", help=cmd_convert.__doc__, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="the checkpoint to convert: a folder or a hub id")
+    p.add_argument("--model", required=True,
+                   help="the checkpoint to convert: a folder or a hub id (--source keras-hub: a KerasHub preset folder "
+                        "or name)")
     p.add_argument("--output", required=True, help="output folder (or a .keras file with --format keras)")
     p.add_argument("--source", default="auto", choices=SOURCES, help="layout of the input (default: detected)")
     p.add_argument("--head", default="auto", choices=("auto", *heads()),
