@@ -319,7 +319,7 @@ class Recipe:
              f"over {len(seqs)} sequences), peak learning rate {learning_rate:g}")
         start = time.perf_counter()
         hist = model.fit(self._dataset(seqs, length, batch, stream), epochs=parts, steps_per_epoch=steps // parts,
-                         verbose=2)
+                         shuffle=False, verbose=2)
         took = time.perf_counter() - start
         done = (steps // parts) * parts
         return {"steps": done, "batch": batch, "sequences": len(seqs), "passes": round(done * batch / len(seqs), 2),
