@@ -65,7 +65,7 @@ class RecipeSettings:
     long_length: int = 4096
     attention_window: int = 256  # the long model's full window (each side sees 128)
     short_steps: int = 1200  # masked-LM steps at short_length, from scratch
-    long_steps: int = 100  # continued masked-LM steps at long_length
+    long_steps: int = 150  # continued masked-LM steps at long_length
     tokens_per_step: int = 8192  # batch: 16 sequences of 512, 2 of 4096
     short_learning_rate: float = 1e-3
     long_learning_rate: float = 3e-4
@@ -231,6 +231,13 @@ def bits_per_token(losses) -> float:
     return float(np.mean(losses) / LN2)
 
 
+def _part_times(start: float, cpu0: float, marks) -> dict:
+    """Wall and CPU seconds of each part of a `fit` (one Keras epoch), from the (wall, CPU) marks at their ends."""
+    walls = np.diff([start] + [m[0] for m in marks])
+    cpus = np.diff([cpu0] + [m[1] for m in marks])
+    return {"wall": [round(float(x), 2) for x in walls], "cpu": [round(float(x), 2) for x in cpus]}
+
+
 # ------------------------------------------------------------------------------------------------ the run
 class Recipe:
     """One run of the recipe over a `Corpus` with `RecipeSettings`; `run()` returns the report dict."""
@@ -238,12 +245,18 @@ class Recipe:
     def __init__(self, corpus: Corpus, settings: RecipeSettings):
         settings.validate()
         self.corpus, self.s = corpus, settings
-        self.report: dict = {"settings": dataclasses.asdict(settings), "seconds_by_phase": {}}
+        self.report: dict = {"settings": dataclasses.asdict(settings), "seconds_by_phase": {},
+                             "cpu_seconds_by_phase": {}}
+        self._cpu = time.process_time()
 
     def _phase(self, name: str, start: float) -> None:
+        """Records a phase's wall time, and its CPU time (for estimates on other machines: on a shared machine the
+        wall time says more about the neighbours than about the job)."""
         took = time.perf_counter() - start
+        cpu, self._cpu = time.process_time() - self._cpu, time.process_time()
         self.report["seconds_by_phase"][name] = round(took, 1)
-        _say(f"      ({_fmt_time(took)})")
+        self.report["cpu_seconds_by_phase"][name] = round(cpu, 1)
+        _say(f"      ({_fmt_time(took)}, {_fmt_time(cpu)} of CPU time)")
 
     # ------------------------------------------------------------------------------------------- data
     def prepare(self) -> None:
@@ -317,13 +330,18 @@ class Recipe:
         parts = min(10, steps)
         _say(f"      model.fit: {steps} steps of {batch} x {length} tokens ({steps * batch / len(seqs):.1f} passes "
              f"over {len(seqs)} sequences), peak learning rate {learning_rate:g}")
-        start = time.perf_counter()
+        marks = []  # (wall, CPU) at the end of each part: the first part holds the tracing, the others are steps
+        clock = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda *_: marks.append((time.perf_counter(), time.process_time())))
+        start, cpu0 = time.perf_counter(), time.process_time()
+        cpu = cpu0
         hist = model.fit(self._dataset(seqs, length, batch, stream), epochs=parts, steps_per_epoch=steps // parts,
-                         shuffle=False, verbose=2)
-        took = time.perf_counter() - start
+                         shuffle=False, verbose=2, callbacks=[clock])
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu
         done = (steps // parts) * parts
         return {"steps": done, "batch": batch, "sequences": len(seqs), "passes": round(done * batch / len(seqs), 2),
                 "seconds": round(took, 1), "seconds_per_step": round(took / max(1, done), 3),
+                "cpu_seconds": round(cpu, 1), "part_seconds": _part_times(start, cpu0, marks),
                 "loss": [float(v) for v in hist.history["loss"]],
                 "accuracy": [float(v) for v in hist.history.get("accuracy", [])]}
 
@@ -347,6 +365,7 @@ class Recipe:
 
         s = self.s
         t0, cpu0 = time.perf_counter(), time.process_time()
+        self._cpu = cpu0
         self.report["machine"] = {"cpu_count": os.cpu_count(),
                                   "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
         self.prepare()
