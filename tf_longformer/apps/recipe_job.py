@@ -64,7 +64,7 @@ class RecipeSettings:
     short_length: int = 512
     long_length: int = 4096
     attention_window: int = 256  # the long model's full window (each side sees 128)
-    short_steps: int = 1200  # masked-LM steps at short_length, from scratch
+    short_steps: int = 1000  # masked-LM steps at short_length, from scratch
     long_steps: int = 150  # continued masked-LM steps at long_length
     tokens_per_step: int = 8192  # batch: 16 sequences of 512, 2 of 4096
     short_learning_rate: float = 1e-3

@@ -81,7 +81,7 @@ def register(sub) -> None:
     model.add_argument("--long-length", type=int, help="the Longformer's length, a multiple of it (default 4096)")
     model.add_argument("--window", type=int, help="the Longformer's attention window, both sides (default 256)")
     fit = p.add_argument_group("training")
-    fit.add_argument("--short-steps", type=int, help="masked-LM steps at --short-length (default 1200)")
+    fit.add_argument("--short-steps", type=int, help="masked-LM steps at --short-length (default 1000)")
     fit.add_argument("--long-steps", type=int, help="continued masked-LM steps at --long-length (default 150)")
     fit.add_argument("--tokens-per-step", type=int, help="tokens per masked-LM step (default 8192: 16 x 512, 2 x 4096)")
     fit.add_argument("--short-learning-rate", type=float, help="peak learning rate at --short-length (default 1e-3)")
