@@ -252,6 +252,9 @@ def test_tiny_recipe_run_writes_every_row(tmp_path, capsys):
     assert (out / "roberta-16" / "config.json").exists() and (out / "longformer-64" / "tokenizer.json").exists()
     assert (out / "report.png").exists()
     assert "| RoBERTa, 16-token pieces read one at a time |" in capsys.readouterr().out
+    # pretrained without dropout, fine-tuned with the main job's
+    assert json.loads((out / "roberta-16" / "config.json").read_text())["hidden_dropout_prob"] == 0.0
+    assert json.loads((out / "longformer-64" / "config.json").read_text())["hidden_dropout_prob"] == 0.1
     # the continued checkpoint's global projections were set from the local ones
     state = T.TFLongformerForMaskedLM.from_pretrained(str(out / "longformer-64")).hf_state_dict()
     attn = "longformer.encoder.layer.0.attention.self."

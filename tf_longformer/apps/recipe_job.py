@@ -24,6 +24,10 @@ On the State of the Union corpus (the main job's corpus, split, tokenizer and mo
 5. the continued model is fine-tuned on the era task with the main job's settings (`train_job.Trainer` with the
    checkpoint as `model`), to set its held-out accuracy beside the from-scratch Longformer of the main job.
 
+Pretraining runs without dropout (`pretrain_dropout`: a tiny model on a few million tokens is far from
+over-fitting, and it left the unigram plateau sooner without, measured); the checkpoint fine-tuned carries the main
+job's dropout (0.1) in its config.
+
 Masking (`mask_tokens`): of the tokens that are not special, exactly round(15%) are chosen; of those, 80% become
 `<mask>`, 10% a random ordinary token, 10% stay; the loss is on all the chosen ones. Every draw comes from NumPy
 generators seeded by (seed, pass, sequence), so a run repeats exactly and training sees new masks on each pass.
@@ -58,16 +62,16 @@ ROWS = ("roberta", "long_random", "long_copied", "long_copied_continued")
 @dataclasses.dataclass
 class RecipeSettings:
     """Everything a recipe run depends on (written into report.json). The defaults are the full-size run: about
-    30 minutes on 2 idle CPU cores (README, "Long from short: the recipe")."""
+    25 minutes on 2 idle CPU cores (README, "Long from short: the recipe")."""
 
     output: str = "tf-longformer-recipe"
     short_length: int = 512
     long_length: int = 4096
     attention_window: int = 256  # the long model's full window (each side sees 128)
-    short_steps: int = 1000  # masked-LM steps at short_length, from scratch
-    long_steps: int = 150  # continued masked-LM steps at long_length
-    tokens_per_step: int = 8192  # batch: 16 sequences of 512, 2 of 4096
-    short_learning_rate: float = 1e-3
+    short_steps: int = 2500  # masked-LM steps at short_length, from scratch
+    long_steps: int = 300  # continued masked-LM steps at long_length
+    tokens_per_step: int = 4096  # batch: 8 sequences of 512, 1 of 4096
+    short_learning_rate: float = 2e-3
     long_learning_rate: float = 3e-4
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
@@ -77,7 +81,8 @@ class RecipeSettings:
     num_layers: int = 2
     num_heads: int = 4
     intermediate_size: int = 128
-    dropout: float = 0.1
+    dropout: float = 0.1  # the fine-tuning's (the main job's); the checkpoint's config carries it
+    pretrain_dropout: float = 0.0  # masked-LM pretraining's, at both lengths
     eval_documents: int | None = None  # score only the first N held-out addresses (None: all)
     finetune_epochs: int = 6  # the main job's; 0: no fine-tuning
     seed: int = 0
@@ -96,6 +101,9 @@ class RecipeSettings:
                              f"({self.short_length}, at least 8) and at least twice it.")
         if self.attention_window % 2:
             raise ValueError(f"`attention_window` is the full window and must be even, got {self.attention_window}.")
+        for name in ("dropout", "pretrain_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)!r}.")
         if not 0.0 < self.mask_rate < 1.0:
             raise ValueError(f"`mask_rate` must be in (0, 1), got {self.mask_rate!r}.")
         if self.tokens_per_step < self.long_length:
@@ -374,7 +382,7 @@ class Recipe:
         keras.utils.set_random_seed(s.seed)
         # RoBERTa: positions for short_length tokens, a window of 2 * short_length (each token sees short_length
         # on each side, past both ends of any input), no global token: full attention.
-        config = model_config(s.train_settings(), self.tok, max_length=s.short_length,
+        config = model_config(s.train_settings(dropout=s.pretrain_dropout), self.tok, max_length=s.short_length,
                               attention_window=2 * s.short_length)
         short = T.TFLongformerForMaskedLM(config)
         short.build()
@@ -408,6 +416,9 @@ class Recipe:
                                                                   s.long_learning_rate, stream=2)
             self._score("long_copied_continued", long_model, short=False)
         refresh_global_projections(long_model)
+        # Pretrained with `pretrain_dropout` (the RoBERTa folder's, hence the conversion's), fine-tuned with the
+        # main job's: the config written is what the fine-tuned model is built from.
+        long_model.config.hidden_dropout_prob = long_model.config.attention_probs_dropout_prob = s.dropout
         ckpt = os.path.join(s.output, f"longformer-{s.long_length}")
         long_model.save_pretrained(ckpt)
         self.tok.model_max_length = s.long_length

@@ -14,7 +14,7 @@ random), the copied one pretrained further at 4096; the held-out masked-LM loss 
 tokens for every model) of RoBERTa reading 512-token pieces and of the long models reading 4096 tokens at once;
 then the continued model fine-tuned on the era task of `tf-longformer train` (the main job's settings, one seed).
 
-The defaults are the full-size run (about 30 minutes on 2 CPU cores). With --data FILE (.jsonl or .csv with
+The defaults are the full-size run (about 25 minutes on 2 CPU cores). With --data FILE (.jsonl or .csv with
 `text` and `label` columns) the same on your documents.
 
 Writes into --output: roberta-512/ (the RoBERTa folder), longformer-4096/ (the continued model with its
@@ -31,7 +31,8 @@ def cmd_recipe(args) -> int:
                   attention_window=args.window, short_steps=args.short_steps, long_steps=args.long_steps,
                   tokens_per_step=args.tokens_per_step, short_learning_rate=args.short_learning_rate,
                   long_learning_rate=args.long_learning_rate, eval_documents=args.eval_documents,
-                  finetune_epochs=args.finetune_epochs, seed=args.seed, vocab_size=args.vocab_size,
+                  finetune_epochs=args.finetune_epochs, seed=args.seed, pretrain_dropout=args.pretrain_dropout,
+                  vocab_size=args.vocab_size,
                   hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads,
                   intermediate_size=args.intermediate_size)
     settings = recipe_job.RecipeSettings(**{k: v for k, v in values.items() if v is not None})
@@ -81,11 +82,13 @@ def register(sub) -> None:
     model.add_argument("--long-length", type=int, help="the Longformer's length, a multiple of it (default 4096)")
     model.add_argument("--window", type=int, help="the Longformer's attention window, both sides (default 256)")
     fit = p.add_argument_group("training")
-    fit.add_argument("--short-steps", type=int, help="masked-LM steps at --short-length (default 1000)")
-    fit.add_argument("--long-steps", type=int, help="continued masked-LM steps at --long-length (default 150)")
-    fit.add_argument("--tokens-per-step", type=int, help="tokens per masked-LM step (default 8192: 16 x 512, 2 x 4096)")
-    fit.add_argument("--short-learning-rate", type=float, help="peak learning rate at --short-length (default 1e-3)")
+    fit.add_argument("--short-steps", type=int, help="masked-LM steps at --short-length (default 2500)")
+    fit.add_argument("--long-steps", type=int, help="continued masked-LM steps at --long-length (default 300)")
+    fit.add_argument("--tokens-per-step", type=int, help="tokens per masked-LM step (default 4096: 8 x 512, 1 x 4096)")
+    fit.add_argument("--short-learning-rate", type=float, help="peak learning rate at --short-length (default 2e-3)")
     fit.add_argument("--long-learning-rate", type=float, help="peak learning rate at --long-length (default 3e-4)")
+    fit.add_argument("--pretrain-dropout", type=float, help="dropout of the masked-LM pretraining (default 0; the "
+                                                           "fine-tuning keeps the main job's 0.1)")
     fit.add_argument("--finetune-epochs", type=int, help="epochs of the era task (default 6, the main job's; 0: none)")
     fit.add_argument("--seed", type=int, help="seed of initialisation, masking, shuffling (default 0)")
     out = p.add_argument_group("output")
