@@ -55,6 +55,7 @@ MAX_SKIPS_ENV = "TF_LONGFORMER_MAX_SKIPS"
 # test_serving_clients.py goes last: it serves the exports test_export.py makes (export_harness), which by then exist.
 LONGEST_FIRST = ["test_training.py", "test_attention_paths.py", "test_export.py", "test_onnx.py", "test_xla_training.py",
                  "test_cli.py", "02_fine_tune_long_document_classifier.ipynb", "test_tasks.py", "test_train_job.py",
+                 "test_recipe_job.py", "04_long_from_short_recipe.ipynb",
                  "test_readme.py", "test_masked_lm_training.py", "test_properties.py",
                  "test_distributed.py", "01_quickstart.ipynb", "03_export_and_serving.ipynb", "test_bench.py",
                  "test_validation.py", "test_fault_tolerance.py", "test_smoke.py"]

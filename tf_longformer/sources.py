@@ -370,6 +370,48 @@ def refresh_global_projections(model) -> None:
     model.load_hf_state_dict(copy_local_to_global(state, model.config.num_hidden_layers), source="<local projections>")
 
 
+# Longformer config keys a RoBERTa config has no use for
+_LONGFORMER_ONLY_KEYS = ("attention_window", "max_predictions_per_seq")
+
+
+def save_as_roberta(model, directory: str, tokenizer=None) -> str:
+    """Writes a Longformer whose computation is RoBERTa's (no token made global, a window covering every input of
+    up to `max_position_embeddings - pad_token_id - 1` tokens) as a Hugging Face RoBERTa folder: `config.json`
+    (`model_type` "roberta") + `model.safetensors` (`roberta.*` names, the MLM head's tied decoder written out as
+    `transformers` does), and the tokenizer when given. The inverse of `convert_state(..., source="roberta")` at
+    the model's own length: `from_source(directory, source="roberta", max_length=<that length>,
+    attention_window=<the model's>)` gives the same model back. The global projections are left out (RoBERTa has
+    none; the conversion copies the local ones). Both files are written whole, then renamed into place."""
+    import json
+    import os
+
+    from tf_longformer import checkpoints, files
+
+    state = {}
+    for name, array in model.hf_state_dict().items():
+        if any(f".{kind}_global." in name for kind in _PROJECTIONS):
+            continue
+        state[re.sub(r"^longformer\.", "roberta.", name) if name.startswith("longformer.") else
+                 (name if name.startswith(("lm_head.", "classifier.", "qa_outputs.")) else "roberta." + name)] = array
+    if "lm_head.bias" in state:
+        words = state["roberta.embeddings.word_embeddings.weight"]
+        state["lm_head.decoder.weight"] = np.array(words)
+        state["lm_head.decoder.bias"] = np.array(state["lm_head.bias"])
+    config = model.config.to_dict()
+    for key in _LONGFORMER_ONLY_KEYS:
+        config.pop(key, None)
+    config["model_type"] = "roberta"
+    config["architectures"] = [type(model).hf_architecture.replace("Longformer", "Roberta")]
+    os.makedirs(directory, exist_ok=True)
+    files.atomic_write_files({
+        os.path.join(directory, checkpoints.SAFE_WEIGHTS_NAME): checkpoints.safetensors_bytes(state),
+        os.path.join(directory, "config.json"): (json.dumps(config, indent=2) + "\n").encode("utf-8"),
+    })
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
+
+
 def _token_ids_from_tokenizer(directory: str, config: dict) -> None:
     """A BERT config names no bos / eos / sep ids, nor do RoBERTa-family configs a sep id (the Longformer's
     defaults, 0 and 2, are other tokens in their vocabularies: CamemBERT's 2 is `</s>NOTUSED`); they are taken from

@@ -299,6 +299,23 @@ def _spread(values) -> dict:
 MODELS = ("long_model", "short_model", "chunk_model")
 
 
+def model_config(settings: Settings, tok, max_length: int | None = None, attention_window: int | None = None,
+                 **extra):
+    """The `LongformerConfig` of a model trained from scratch with `settings` and tokenizer `tok` (the job's
+    sizes; `max_length` and `attention_window` default to the settings'); `extra` goes into the config as is."""
+    import tf_longformer as T
+
+    s = settings
+    return T.LongformerConfig(
+        vocab_size=len(tok), hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads, intermediate_size=s.intermediate_size,
+        attention_window=attention_window or s.attention_window,
+        max_position_embeddings=(max_length or s.max_length) + 2, type_vocab_size=1,
+        layer_norm_eps=1e-5, hidden_dropout_prob=s.dropout, attention_probs_dropout_prob=s.dropout,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        sep_token_id=tok.sep_token_id, **extra)
+
+
 def summarize_seeds(per_seed: list[dict]) -> dict:
     """The figures of every seed's run as mean / sd / min / max: overall accuracy, accuracy against tokens read,
     by document length (the buckets are the same for every seed: one tokenizer, one split) and fit times."""
@@ -453,14 +470,7 @@ class Trainer:
                 warnings.filterwarnings("ignore", message=".*newly initialised.*")
                 return T.TFLongformerForSequenceClassification.from_pretrained(
                     s.model, id2label=id2label, label2id=label2id, num_labels=len(names), problem_type=None)
-        config = T.LongformerConfig(
-            vocab_size=len(tok), hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
-            num_attention_heads=s.num_heads, intermediate_size=s.intermediate_size,
-            attention_window=s.attention_window, max_position_embeddings=s.max_length + 2, type_vocab_size=1,
-            layer_norm_eps=1e-5, hidden_dropout_prob=s.dropout, attention_probs_dropout_prob=s.dropout,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-            sep_token_id=tok.sep_token_id, id2label=id2label, label2id=label2id,
-        )
+        config = model_config(s, tok, id2label=id2label, label2id=label2id)
         model = T.TFLongformerForSequenceClassification(config)
         model.build()
         return model

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # In the order `--help` lists them. A module that does not exist (yet) is skipped.
-COMMANDS = ("run", "train", "export", "convert", "bench", "info", "tour")
+COMMANDS = ("run", "train", "recipe", "export", "convert", "bench", "info", "tour")
 
 
 def quiet_tf() -> None:
