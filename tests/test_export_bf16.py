@@ -64,6 +64,16 @@ def test_same_signatures_output_names_shapes_and_float32(exports):
         assert bf16.signatures[name].structured_input_signature == fp32.signatures[name].structured_input_signature
 
 
+def _assert_same_top1(got, want):
+    """The same top-1 class wherever the fp32 logits decide it: a row whose two best logits are closer than twice
+    the bf16 error bound may flip within that bound (a random tiny model has such near-ties; the latest leg hit
+    one: 1 of 16 rows), so only the decided rows are compared, and most rows must be decided."""
+    top2 = np.sort(want, axis=-1)[..., -2:]
+    decided = (top2[..., 1] - top2[..., 0]) > 2 * BF16_ATOL
+    assert decided.mean() >= 0.5, f"only {decided.sum()} of {decided.size} rows have a clear top-1 class"
+    np.testing.assert_array_equal(got.argmax(-1)[decided], want.argmax(-1)[decided])
+
+
 @pytest.mark.parametrize("signature", ["serving_default", "auto_global", "probabilities", "serving_default_int64"])
 def test_logits_within_tolerance_and_same_top1(exports, signature):
     x = _batch()
@@ -76,7 +86,7 @@ def test_logits_within_tolerance_and_same_top1(exports, signature):
     want, got = out["float32"]["logits"].numpy(), out["bfloat16"]["logits"].numpy()
     diff = np.max(np.abs(got - want))
     assert MIN_BF16_DIFF < diff <= BF16_ATOL, diff
-    np.testing.assert_array_equal(got.argmax(-1), want.argmax(-1))
+    _assert_same_top1(got, want)
     if signature == "probabilities":
         np.testing.assert_allclose(out["bfloat16"]["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
 
@@ -168,7 +178,7 @@ def test_export_command_dtype(tmp_path, capsys):
     assert got.dtype == tf.float32
     want = model(**x).logits.numpy()
     assert MIN_BF16_DIFF < np.max(np.abs(got.numpy() - want)) <= BF16_ATOL
-    np.testing.assert_array_equal(got.numpy().argmax(-1), want.argmax(-1))
+    _assert_same_top1(got.numpy(), want)
 
     assert main(args) == 0  # the default stays float32
     assert json.loads(capsys.readouterr().out)["dtype"] == "float32"

@@ -187,6 +187,7 @@ def test_roberta_folder_round_trip(roberta):
                                model(ids, attention_mask=mask).logits.numpy(), atol=1e-5)
 
 
+@pytest.mark.reference
 def test_roberta_folder_is_what_transformers_reads(roberta):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
