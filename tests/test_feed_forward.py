@@ -1,0 +1,132 @@
+"""The encoder layer's feed-forward block as two fused 2-D products (`LongformerEncoderLayer._feed_forward`).
+
+It must give the numbers of calling the two `Dense` layers (Keras' own path), forward and backward, in every
+precision, under XLA, with LoRA, and fall back to the layers when they are quantized. The fused ops must really be
+the ones in the graph (2-D `MatMul` + `BiasAdd`), or the change would be for nothing.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_longformer.layers.encoder import LongformerEncoderLayer
+
+
+def _layer(rng, hidden=16, inner=40, act="gelu", dtype=None):
+    layer = LongformerEncoderLayer(num_heads=2, intermediate_size=inner, attention_window=4, hidden_act=act,
+                                   dtype=dtype)
+    layer.build((None, None, hidden))
+    for dense in (layer.intermediate_dense, layer.output_dense):
+        dense.kernel.assign(rng.normal(0, 0.3, size=dense.kernel.shape).astype(np.float32))
+        dense.bias.assign(rng.normal(0, 0.3, size=dense.bias.shape).astype(np.float32))
+    return layer
+
+
+def _keras_path(layer, x):
+    return layer.output_dense(layer._act(layer.intermediate_dense(x)))
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
+def test_equals_the_dense_layers_forward_and_backward(act):
+    rng = np.random.default_rng(0)
+    layer = _layer(rng, act=act)
+    x = tf.constant(rng.normal(size=(3, 11, 16)).astype(np.float32))
+    weights = [layer.intermediate_dense.kernel, layer.intermediate_dense.bias, layer.output_dense.kernel,
+               layer.output_dense.bias]
+    probe = tf.constant(rng.normal(size=(3, 11, 16)).astype(np.float32))
+    results = []
+    for fn in (layer._feed_forward, lambda t: _keras_path(layer, t)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * probe)
+        grads = tape.gradient(loss, [x] + [w.value for w in weights])
+        results.append([y.numpy()] + [g.numpy() for g in grads])
+    assert results[0][0].shape == (3, 11, 16)
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_keeps_the_static_shape_and_runs_under_xla():
+    rng = np.random.default_rng(1)
+    layer = _layer(rng)
+    x = rng.normal(size=(2, 9, 16)).astype(np.float32)
+    spec = tf.TensorSpec([None, None, 16], tf.float32)
+    traced = tf.function(layer._feed_forward, input_signature=[spec])
+    assert traced.get_concrete_function().structured_outputs.shape.as_list() == [None, None, 16]
+    xla = tf.function(layer._feed_forward, jit_compile=True)
+    np.testing.assert_allclose(xla(x).numpy(), _keras_path(layer, x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_graph_has_2d_products_with_bias_adds():
+    layer = _layer(np.random.default_rng(2))
+    graph = tf.function(layer._feed_forward).get_concrete_function(
+        tf.TensorSpec([None, None, 16], tf.float32)).graph
+    ops = [op for op in graph.get_operations()]
+    products = [op for op in ops if op.type == "MatMul"]
+    assert len(products) == 2 and all(op.outputs[0].shape.rank == 2 for op in products)
+    assert sum(op.type == "BiasAdd" for op in ops) == 2
+    assert not any(op.type == "BatchMatMulV2" for op in ops)
+    # the profiles attribute the products to their layer's name
+    assert {"intermediate_dense", "output_dense"} <= {op.name.split("/")[0] for op in products}
+
+
+def test_bfloat16_policy_matches_the_dense_layers():
+    rng = np.random.default_rng(3)
+    layer = _layer(rng, dtype="mixed_bfloat16")
+    x = tf.constant(rng.normal(size=(2, 13, 16)).astype(np.float32))
+    ours = layer._feed_forward(tf.cast(x, "bfloat16"))
+    theirs = _keras_path(layer, tf.cast(x, "bfloat16"))
+    assert ours.dtype == tf.bfloat16
+    ref = _layer(np.random.default_rng(3))._feed_forward(x).numpy()  # the same weights in float32
+    # bf16 rounding only: both within bf16's error of float32, and close to each other
+    scale = np.abs(ref).max()
+    assert np.abs(ours.numpy().astype(np.float32) - ref).max() < 0.03 * scale
+    assert np.abs(ours.numpy().astype(np.float32) - theirs.numpy().astype(np.float32)).max() < 0.03 * scale
+
+
+def test_lora_applies():
+    rng = np.random.default_rng(4)
+    layer = _layer(rng)
+    x = tf.constant(rng.normal(size=(2, 7, 16)).astype(np.float32))
+    before = layer._feed_forward(x).numpy()
+    for dense in (layer.intermediate_dense, layer.output_dense):
+        dense.enable_lora(2)
+        dense.lora_kernel_b.assign(rng.normal(size=dense.lora_kernel_b.shape).astype(np.float32))
+    after = layer._feed_forward(x).numpy()
+    np.testing.assert_allclose(after, _keras_path(layer, x).numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(after - before).max() > 0.1
+
+
+def test_quantized_layers_are_called():
+    rng = np.random.default_rng(5)
+    layer = _layer(rng)
+    x = tf.constant(rng.normal(size=(2, 7, 16)).astype(np.float32))
+    plain = layer._feed_forward(x).numpy()
+    for dense in (layer.intermediate_dense, layer.output_dense):
+        dense.quantize("int8")
+    ours = layer._feed_forward(x).numpy()
+    np.testing.assert_allclose(ours, _keras_path(layer, x).numpy(), rtol=1e-6, atol=1e-6)
+    assert 0 < np.abs(ours - plain).max() < 0.2 * np.abs(plain).max()  # int8 rounding, not int8 values as floats
+
+
+def test_the_layer_uses_it():
+    """The whole encoder layer's output equals one computed with the Dense layers called as layers."""
+    rng = np.random.default_rng(6)
+    layer = _layer(rng)
+    x = tf.constant(rng.normal(size=(2, 12, 16)).astype(np.float32))
+    mask = np.ones((2, 12), np.int32)
+    mask[0, 0] = 2
+    mask[1, 9:] = 0
+    ours = layer(x, mask).numpy()
+    fused = layer._feed_forward
+    layer._feed_forward = lambda t: _keras_path(layer, t)
+    try:
+        theirs = layer(x, mask).numpy()
+    finally:
+        layer._feed_forward = fused
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert isinstance(layer.intermediate_dense, keras.layers.Dense)
