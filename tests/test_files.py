@@ -433,3 +433,37 @@ def test_a_failed_save_removes_its_temporary_files(ckpt, monkeypatch):
         model.save_pretrained(path)
     assert {n: (path / n).read_bytes() for n in before} == before
     assert not [p for p in os.listdir(path) if p.startswith(".tmp-")]
+
+
+def test_atomic_write_is_private_unless_shared(tmp_path):
+    """Checkpoint files stay private (0600, as `mkstemp` makes them); reports and plots written `shared=True` get
+    what a plain `open` would give (0666 less the umask), and no temporary file is left behind."""
+    from tf_longformer.files import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(str(tmp_path / "private.bin"), b"x")
+        atomic_write_bytes(str(tmp_path / "shared.txt"), b"y", shared=True)
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "private.bin").st_mode & 0o777 == 0o600
+    assert os.stat(tmp_path / "shared.txt").st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["private.bin", "shared.txt"]
+
+
+def test_save_figure_writes_a_png_atomically_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tf_longformer.files import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = tmp_path / "plot.png"
+    path.write_bytes(b"old")
+    save_figure(fig, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]

@@ -19,8 +19,18 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: missing, unreadable, or not fitting the model."""
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file and a rename: a crash never leaves half a file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str, data: bytes, shared: bool = False) -> None:
+    """Writes `data` to `path` through a temporary file and a rename: a crash never leaves half a file.
+
+    The file is private to its owner (0600, as `mkstemp` makes it) unless `shared`: then it gets the permissions
+    a plain `open(path, "w")` would give (0666 less the umask), for reports and plots meant to be read by others.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
     try:
@@ -28,6 +38,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if shared:
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -102,3 +114,18 @@ def resolve_checkpoint_dir(path_or_id) -> str:
             f"({type(e).__name__}: {e}). Check the id and the network, or pass a local directory."
         ) from e
 
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+    """Saves a matplotlib figure as a PNG at `path` atomically (rendered in memory, then `atomic_write_bytes`,
+    shared: a plot is for reading), and closes it."""
+    import io
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue(), shared=True)

@@ -997,10 +997,9 @@ def plot(report, path) -> bool:
             ax.legend()
     fig.suptitle(f"tf-longformer bench: {report['machine'].get('cpu', '')}, {report['machine'].get('cpus')} CPUs")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from tf_longformer.files import save_figure
+
+    save_figure(fig, path)
     return True
 
 

@@ -43,14 +43,13 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
 
 from tf_longformer.apps.train_job import (Corpus, Settings, Trainer, _fmt_time, _say, model_config,
                                           split_corpus)
-from tf_longformer.files import atomic_write_bytes
+from tf_longformer.files import atomic_write_bytes, save_figure
 
 IGNORE = -100
 LN2 = math.log(2.0)
@@ -527,17 +526,5 @@ def write_plot(rep: dict, path: str) -> bool:
     ax.legend(fontsize=8)
     fig.suptitle(rep["description"], fontsize=9)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path)
     return True

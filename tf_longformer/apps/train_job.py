@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tf_longformer.files import atomic_write_bytes
+from tf_longformer.files import atomic_write_bytes, save_figure
 
 
 # -------------------------------------------------------------------------------------------------- the data
@@ -940,18 +940,6 @@ def write_plot(rep: dict, path: str) -> bool:
     ax.set(title="Held-out accuracy by document length (tokens)", ylim=(0, 1.25), yticks=np.linspace(0, 1, 6))
     ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path)
     return True
 

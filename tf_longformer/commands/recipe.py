@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tf_longformer.commands import quiet_tf
+from tf_longformer.commands.train import add_data_arguments, add_size_arguments
 
 DESCRIPTION = """\
 The Longformer paper's recipe (long from short), in miniature, on real text: a small RoBERTa pretrained with
@@ -64,20 +65,11 @@ def cmd_recipe(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("recipe", help=cmd_recipe.__doc__, description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = p.add_argument_group("data")
-    data.add_argument("--data", help="a .jsonl or .csv file of documents (default: the State of the Union corpus)")
-    data.add_argument("--text-column", default="text", help="column holding the document (default: text)")
-    data.add_argument("--label-column", default="label", help="column holding the label (default: label)")
-    data.add_argument("--group-column", help="keep documents of one group on one side of the split")
-    data.add_argument("--limit", type=int, help="default corpus only: use this many addresses (a quick smoke run)")
+    data = add_data_arguments(p)
     data.add_argument("--eval-documents", type=int,
                       help="score the masked LM on the first N held-out documents only (default: all)")
     model = p.add_argument_group("model (the main job's sizes by default)")
-    model.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default 8000)")
-    model.add_argument("--hidden-size", type=int, help="hidden size (default 64)")
-    model.add_argument("--layers", type=int, help="layers (default 2)")
-    model.add_argument("--heads", type=int, help="attention heads (default 4)")
-    model.add_argument("--intermediate-size", type=int, help="feed-forward size (default 128)")
+    add_size_arguments(model)
     model.add_argument("--short-length", type=int, help="RoBERTa's length (default 512)")
     model.add_argument("--long-length", type=int, help="the Longformer's length, a multiple of it (default 4096)")
     model.add_argument("--window", type=int, help="the Longformer's attention window, both sides (default 256)")

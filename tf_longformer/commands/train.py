@@ -72,28 +72,39 @@ def cmd_train(args) -> int:
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("train", help=cmd_train.__doc__, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_arguments(p):
+    """The "data" option group that `train` and `recipe` share (a corpus file and its columns, or the default
+    corpus); returns the group, for a command's own data options."""
     data = p.add_argument_group("data")
     data.add_argument("--data", help="a .jsonl or .csv file of documents (default: the State of the Union corpus)")
     data.add_argument("--text-column", default="text", help="column holding the document (default: text)")
     data.add_argument("--label-column", default="label", help="column holding the label (default: label)")
     data.add_argument("--group-column", help="keep documents of one group (author, source, ...) on one side of "
                                              "the split (default: a split stratified by label)")
-    data.add_argument("--eval-fraction", type=float, help="share of documents held out (default 0.25)")
     data.add_argument("--limit", type=int, help="default corpus only: use this many addresses (a quick smoke run)")
+    return data
+
+
+def add_size_arguments(group, prefix=""):
+    """The model-size options that `train` and `recipe` share (the main job's sizes are the defaults)."""
+    for flag, kind, what in (("--vocab-size", "BPE vocabulary size", 8000), ("--hidden-size", "hidden size", 64),
+                             ("--layers", "layers", 2), ("--heads", "attention heads", 4),
+                             ("--intermediate-size", "feed-forward size", 128)):
+        group.add_argument(flag, type=int, help=f"{prefix}{kind} (default {what})")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help=cmd_train.__doc__, description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = add_data_arguments(p)
+    data.add_argument("--eval-fraction", type=float, help="share of documents held out (default 0.25)")
     data.add_argument("--keep-years", action="store_true",
                       help="default corpus only: keep four-digit years in the text (by default they are masked so "
                            "the model cannot read the date)")
     model = p.add_argument_group("model")
     model.add_argument("--model", help="start from this checkpoint directory (default: from scratch)")
     model.add_argument("--tokenizer", help="tokenizer folder (default: the checkpoint's, or one trained on the data)")
-    model.add_argument("--vocab-size", type=int, help="from scratch: BPE vocabulary size (default 8000)")
-    model.add_argument("--hidden-size", type=int, help="from scratch: hidden size (default 64)")
-    model.add_argument("--layers", type=int, help="from scratch: layers (default 2)")
-    model.add_argument("--heads", type=int, help="from scratch: attention heads (default 4)")
-    model.add_argument("--intermediate-size", type=int, help="from scratch: feed-forward size (default 128)")
+    add_size_arguments(model, "from scratch: ")
     model.add_argument("--window", type=int, help="from scratch: attention window, both sides (default 64 on the default corpus, 128 otherwise)")
     fit = p.add_argument_group("training")
     fit.add_argument("--max-length", type=int, help="tokens read per document (default 4096)")
