@@ -282,3 +282,42 @@ def test_one_seed_summary_and_plot_with_the_chunk_baseline(two_seeds, tmp_path):
     assert re.search(rf"Longformer, first    32 tokens +{100 * acc['short_model']:.1f}%\n", printed), printed
     assert "±" not in printed and "seeds" not in printed
     assert write_plot(one, str(tmp_path / "one.png")) and (tmp_path / "one.png").stat().st_size > 10_000
+
+
+def test_bfloat16_precision_trains_from_the_same_weights_in_bfloat16(tmp_path, monkeypatch):
+    """`precision="bfloat16"`: every model the job trains computes in bfloat16 (the mixed_bfloat16 policy), starting
+    from the float32 run's initial weights (one seed: the same draw); its losses stay near float32's (bf16
+    rounding, not another run) and the report records the precision."""
+    built = []
+    original = Trainer._new_model
+
+    def spy(self, tok):
+        model = original(self, tok)
+        built.append((model.dtype_policy.name, [w.numpy().copy() for w in model.weights[:3]]))
+        return model
+
+    monkeypatch.setattr(Trainer, "_new_model", spy)
+    fp32, _ = _run(tmp_path / "fp32", seed=5, baseline_length=0)
+    bf16, _ = _run(tmp_path / "bf16", seed=5, baseline_length=0, precision="bfloat16")
+    (p32, w32), (p16, w16) = built
+    assert (p32, p16) == ("float32", "mixed_bfloat16")
+    for a, b in zip(w32, w16):
+        np.testing.assert_array_equal(a, b)
+    assert bf16["settings"]["precision"] == "bfloat16" and fp32["settings"]["precision"] == "float32"
+    l32, l16 = (np.array(r["long_model"]["history"]["loss"]) for r in (fp32, bf16))
+    assert np.isfinite(l16).all() and not np.array_equal(l32, l16)
+    np.testing.assert_allclose(l16, l32, rtol=0.05)
+    with pytest.raises(ValueError, match=r"`precision` \(--precision\) must be one of float32, bfloat16, got 'fp16'"):
+        Settings(precision="fp16").validate()
+
+
+def test_cli_passes_the_precision(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(Trainer, "run", lambda self: seen.append(self.s) or {})
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": f"w{i} x y", "label": "ab"[i % 2]}) + "\n" for i in range(8)))
+    assert main(["train", "--data", str(data), "--precision", "bfloat16"]) == 0
+    assert main(["train", "--data", str(data)]) == 0
+    assert [s.precision for s in seen] == ["bfloat16", "float32"]
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(data), "--precision", "float16"])

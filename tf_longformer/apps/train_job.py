@@ -167,6 +167,9 @@ def split_corpus(corpus: Corpus, eval_fraction: float, seed: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ settings
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclasses.dataclass
 class Settings:
     """Everything a run depends on (written into report.json)."""
@@ -194,6 +197,9 @@ class Settings:
     eval_lengths: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
     seeds: int = 1  # train every model over seeds seed, seed + 1, ..., seed + seeds - 1
     chunk_baseline: bool = True  # with a baseline_length: also the chunk-and-pool baseline
+    # "bfloat16": every model computes in bfloat16 (Keras' mixed_bfloat16 policy: float32 weights and optimizer,
+    # bf16 products, LayerNorm and softmax in float32, float32 logits and loss)
+    precision: str = "float32"
 
     def validate(self) -> None:
         for name in ("max_length", "epochs", "batch_size", "vocab_size", "hidden_size", "num_layers", "num_heads",
@@ -208,6 +214,9 @@ class Settings:
                              f"got {self.baseline_length}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"`precision` (--precision) must be one of {', '.join(PRECISIONS)}, got "
+                             f"{self.precision!r}.")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"`seeds` (--seeds) must be a whole number of at least 1, got {self.seeds!r}: it is how "
                              "many seeds every model is trained over (1: one run, the default).")
@@ -451,6 +460,15 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- model
     def _new_model(self, tok):
+        """A model to train, from the checkpoint or from scratch, in the job's precision."""
+        model = self._new_float32_model(tok)
+        if self.s.precision == "float32":
+            return model
+        from tf_longformer.serving import model_in_dtype
+
+        return model_in_dtype(model, self.s.precision)  # the same initial weights, computing in bfloat16
+
+    def _new_float32_model(self, tok):
         import keras
 
         import tf_longformer as T

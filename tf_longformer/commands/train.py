@@ -41,7 +41,7 @@ def cmd_train(args) -> int:
     overrides = dict(output=args.output, max_length=args.max_length, baseline_length=args.baseline_length,
                      epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                      eval_fraction=args.eval_fraction, seed=args.seed, seeds=args.seeds, model=args.model,
-                     tokenizer=args.tokenizer, **sizes)
+                     tokenizer=args.tokenizer, precision=args.precision, **sizes)
     if args.seeds is not None and args.seeds < 1:  # before the corpus is loaded; Settings.validate says it too
         raise SystemExit(f"tf-longformer train: --seeds must be a whole number of at least 1 (how many seeds every "
                          f"model is trained over; 1, the default, is one run), got {args.seeds}.")
@@ -114,6 +114,9 @@ def register(sub) -> None:
     fit.add_argument("--epochs", type=int, help="epochs (default 6)")
     fit.add_argument("--batch-size", type=int, help="documents per step (default 4)")
     fit.add_argument("--learning-rate", type=float, help="peak learning rate of AdamW (default 1e-3)")
+    fit.add_argument("--precision", choices=("float32", "bfloat16"),
+                     help="float32 (default) or bfloat16: every model computes in bfloat16 (Keras' mixed_bfloat16 "
+                          "policy: float32 weights, optimizer, logits and loss)")
     fit.add_argument("--seed", type=int, help="seed of the initialisation, dropout, shuffling and random split "
                                               "(default 0); with --seeds N, the first of seeds SEED..SEED+N-1")
     fit.add_argument("--seeds", type=int, help="train every model over this many seeds and report the mean, sample "
