@@ -474,3 +474,57 @@ def test_the_fast_path_calls_quantized_projections(path):
     inspect = layer(hidden, mask, return_attention_scores=True)[0].numpy()
     np.testing.assert_allclose(fast, inspect, atol=1e-4, rtol=1e-4)
     assert np.abs(fast - plain).max() < 0.1  # int8 rounding, not int8 values taken as floats
+
+
+def test_merge_and_local_select_keep_less_same_gradients():
+    """`merge_softmax_parts` (each half times its share) and the select that zeroes non-local rows give the values
+    and gradients of the previous forms (weighted sum divided by the total; product with a 0/1 mask) to 1e-6,
+    and the global path's `tf.cond` branch no longer keeps the full-size numerator or masked product."""
+    rng = np.random.default_rng(5)
+    b, h, n, d = 2, 3, 40, 8
+    out_a, out_b = (tf.constant(rng.normal(size=(b, h, n, d)).astype(np.float32)) for _ in range(2))
+    lse_a, lse_b = (tf.constant(rng.normal(size=(b, h, n)).astype(np.float32) * 3) for _ in range(2))
+    local = tf.constant(rng.random((b, n)) < 0.7)[:, None, :, None]
+    weights = tf.constant(rng.normal(size=(b, h, n, d)).astype(np.float32))
+
+    def previous(a, la, bb, lb):
+        top = tf.maximum(la, lb)
+        wa, wb = tf.exp(la - top)[..., None], tf.exp(lb - top)[..., None]
+        return (a * wa + bb * wb) / (wa + wb) * tf.cast(local, tf.float32)
+
+    def current(a, la, bb, lb):
+        return tf.where(local, merge_softmax_parts(a, la, bb, lb), tf.zeros([], tf.float32))
+
+    results = []
+    for fn in (previous, current):
+        with tf.GradientTape() as tape:
+            tape.watch([out_a, lse_a, out_b, lse_b])
+            y = fn(out_a, lse_a, out_b, lse_b)
+            loss = tf.reduce_sum(y * weights)
+        results.append([y] + tape.gradient(loss, [out_a, lse_a, out_b, lse_b]))
+    for x, y in zip(*results):
+        np.testing.assert_allclose(y.numpy(), x.numpy(), rtol=1e-6, atol=1e-6)
+
+    # what the taken branch of a global path keeps for the backward pass (its intermediates of static size)
+    layer = LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=4, dense_max_length=0)
+    hidden = tf.constant(rng.normal(size=(1, 32, 8)).astype(np.float32))
+    mask = tf.constant(np.r_[[2], np.ones(31)].astype(np.int32)[None])
+    layer(hidden, mask)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(hidden, mask, training=True))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = step.get_concrete_function().graph
+    full = 0  # kept intermediates of (batch, heads, length, dim) or (batch, length, heads, dim) size
+    for op in graph.get_operations():
+        if op.type in ("If", "StatelessIf") and not op.name.startswith("gradient_tape"):
+            branch = graph._get_function(op.get_attr("then_branch").name).graph
+            for t in branch.outputs:
+                if t.op.type == "OptionalFromValue" and t.op.inputs[0].shape.is_fully_defined():
+                    full += t.op.inputs[0].shape.as_list() in ([1, 2, 32, 4], [1, 32, 2, 4])
+    # per path (folded, unfolded): the global keys' output and its unnormalised product (read by the merge's and
+    # the division's gradients); before: also the merged numerator and the unmasked transposed output (4 a path)
+    assert full == 2 * 2, full

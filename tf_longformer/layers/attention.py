@@ -167,7 +167,10 @@ def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
     top = tf.maximum(lse_a, lse_b)
     wa, wb = tf.exp(lse_a - top)[..., None], tf.exp(lse_b - top)[..., None]
     dtype = out_a.dtype
-    out = (tf.cast(out_a, tf.float32) * wa + tf.cast(out_b, tf.float32) * wb) / (wa + wb)
+    # Each half weighted by its share (`(..., 1)`), not the weighted sum divided: the gradient of a division
+    # keeps the full-size numerator for the backward pass; this form keeps only the halves (kept anyway).
+    total = wa + wb
+    out = tf.cast(out_a, tf.float32) * (wa / total) + tf.cast(out_b, tf.float32) * (wb / total)
     return tf.cast(out, dtype)
 
 
@@ -827,7 +830,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=self.dense_max_length,
                                             block=self.block_queries, chunk=self.chunk_queries,
                                             dropout_rate=rate, seed=band_seed)
-        local_query = tf.cast(tf.equal(mask, 1), q.dtype)[:, :, None, None]  # band rows are always finite
+        # Non-local query rows zeroed with a select, not a product with a 0/1 mask: a product's gradient keeps
+        # its full-size other factor for the mask's (unused) gradient.
+        local_query = tf.equal(mask, 1)[:, :, None, None]
 
         def with_globals(num_slots, fold, q, k, v, band_out, band_lse, hidden):
             index, slot_ok = global_slots(is_global, num_slots)
@@ -836,7 +841,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             vg = tf.gather(v, index, axis=2, batch_dims=1)
             glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, global_keys_seed)
             out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
-            out = tf.transpose(out, [0, 2, 1, 3]) * local_query
+            out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
@@ -854,7 +859,7 @@ class LongformerSelfAttention(keras.layers.Layer):
 
         def attend(num_slots, fold=False):
             if isinstance(num_slots, int) and num_slots == 0:
-                return tf.transpose(band_out, [0, 2, 1, 3]) * local_query
+                return tf.where(local_query, tf.transpose(band_out, [0, 2, 1, 3]), tf.zeros([], band_out.dtype))
             tensors = (q, k, v, band_out, band_lse, hidden)
             if not (RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")):
                 return with_globals(num_slots, fold, *tensors)
