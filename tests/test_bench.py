@@ -53,7 +53,7 @@ def test_targets_are_judged_from_the_ratios():
         _row("dense", "forward", 2048, 0.9), _row("dense", "forward", 16384, None),
     ]
     got = {x["target"]: (x["met"], x["value"]) for x in bench.evaluate_targets(results)}
-    assert len(got) == 24  # every target of the issues is listed, measured or not (+3 informative rows)
+    assert len(got) == 25  # every target of the issues is listed, measured or not (+3 informative rows)
     fwd = [v for k, v in got.items() if k.startswith("forward 4096 fp32")][0]
     assert fwd == (True, 2.0)  # 2x the reference's tokens/s >= 1.8
     fwd_mem = [v for k, v in got.items() if k.startswith("forward 4096: peak memory")][0]
@@ -78,7 +78,7 @@ def test_targets_are_judged_from_the_ratios():
 def test_the_targets_are_data_and_a_file_of_ones_own_replaces_them(tmp_path):
     """The issue's targets come from the package's bench_targets.json; `targets=` (`--targets FILE`) swaps them."""
     shipped = bench.load_targets()
-    assert len(shipped) == 24 and shipped[16]["target"] == "linear (forward): time per token at 16384 within 1.15x of 2048"
+    assert len(shipped) == 25 and shipped[17]["target"] == "linear (forward): time per token at 16384 within 1.15x of 2048"
     mine = tmp_path / "targets.json"
     mine.write_text(json.dumps({"targets": [{"modes": ["forward"], "targets": [
         {"target": "ours {mode} 2048 under 1.5 s", "measure": "value", "of": ["ours", "{mode}", 2048, "median_s"],
@@ -376,3 +376,21 @@ def test_a_peer_gets_each_batch_size(tmp_path):
     assert [r["batch"] for r in report["raw"]] == [1, 4]
     assert any("batch 4" in line and "tokens/s" in line for line in lines)
     assert "batch 1, 4" in bench.format_report({**report, "load_average_end": [0.0], "total_s": 1.0})
+
+
+def test_the_classification_step_mode(tmp_path):
+    """`--modes train_cls`: a sequence-classification training step, ours (plain and checkpointed) only, with the
+    pooler's and classifier's FLOPs; its 16k target reads that row; dense and peers are skipped, not failed."""
+    n, h = 4096, 768
+    forward = bench.ideal_flops(bench.BASE_CONFIG, n, "forward", 1)
+    assert bench.ideal_flops(bench.BASE_CONFIG, n, "train_cls", 1) == pytest.approx(3 * (forward + 2 * h * h + 4 * h))
+    report = bench.run_benchmark(lengths=[40], modes=["train_cls"], impls=["ours", "ours_gc", "dense"], config=TINY,
+                                 repeats=1, warmup=0, out_dir=str(tmp_path), measure_matmul=False, log=lambda *a: None)
+    rows = {r["impl"]: r for r in report["results"]}
+    assert set(rows) == {"ours", "ours_gc"}
+    for r in rows.values():
+        assert r["ok"] and r["mode"] == "train_cls" and r["median_s"] > 0 and r["peak_rss_bytes"] > 0
+    target = [t for t in bench.load_targets() if "classification step 16384" in t["target"]]
+    assert len(target) == 1 and target[0]["of"] == ["ours_gc", "train_cls", 16384, "peak_rss_bytes"]
+    with pytest.raises(ValueError, match="unknown mode 'train_mlm'"):
+        bench.run_benchmark(lengths=[32], modes=["train_mlm"])

@@ -76,7 +76,9 @@ def register(sub) -> None:
         "to back at each length. Defaults: base size (12 layers, hidden 768, 12 heads, window 512), random "
         "weights, batch 1, global attention on token 0."))
     p.add_argument("--lengths", default="1k,2k,4k,8k,16k", help="comma-separated lengths (default: %(default)s)")
-    p.add_argument("--modes", default="forward,train", help="forward, train or both (default: %(default)s)")
+    p.add_argument("--modes", default="forward,train",
+                   help="comma-separated: forward, train (the masked-LM step), train_cls (a sequence-classification "
+                        "step, ours only) (default: %(default)s)")
     p.add_argument("--impls", default=None,
                    help="comma-separated: ours, ours_xla, ours_bf16, ours_gc, ours_xla_gc, onnx (ONNX Runtime, "
                         "forward only), saved_model (our serving SavedModel, forward only), dense, reference, reference_noglobal, "
