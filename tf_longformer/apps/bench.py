@@ -253,8 +253,12 @@ def _worker(spec: dict) -> dict:
         import tf_longformer as T
         from tf_longformer import training as T_training
 
+        # Under XLA the masked-LM step's slots must be static: as many as the most labelled row has (what a user
+        # sets as BERT's max_predictions_per_seq); without it XLA computes the vocabulary logits at every token.
+        slots = {"max_predictions_per_seq": int(np.max(np.sum(labels.numpy() >= 0, axis=1)))} if (
+            jit and mode == "train") else {}
         cfg = T.LongformerConfig(max_position_embeddings=length + 2, type_vocab_size=1,
-                                 gradient_checkpointing=impl in ("ours_gc", "ours_xla_gc"), **config)
+                                 gradient_checkpointing=impl in ("ours_gc", "ours_xla_gc"), **slots, **config)
         model = {"train": T.TFLongformerForMaskedLM, "train_cls": T.TFLongformerForSequenceClassification}.get(
             mode, T.TFLongformerModel)(cfg)
         model(ids[:, :8], global_attention_mask=glob[:, :8])  # weights exist before anything is timed
@@ -301,7 +305,7 @@ def _worker(spec: dict) -> dict:
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
     else:
-        raise ValueError(f"unknown mode {mode!r}; choose 'forward' or 'train'")
+        raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
 
     if mode in TRAIN_MODES and spec.get("memory_profile") and impl != "dense":
         from tf_longformer.apps import memory_profile
