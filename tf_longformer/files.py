@@ -115,7 +115,6 @@ def resolve_checkpoint_dir(path_or_id) -> str:
         ) from e
 
 
-
 def save_figure(fig, path: str, dpi: int = 110) -> None:
     """Saves a matplotlib figure as a PNG at `path` atomically (rendered in memory, then `atomic_write_bytes`,
     shared: a plot is for reading), and closes it."""

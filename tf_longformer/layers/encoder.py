@@ -139,18 +139,16 @@ class LongformerEncoderLayer(keras.layers.Layer):
         if inner.quantization_mode is not None or outer.quantization_mode is not None:
             return outer(self._act(inner(x)))
         dtype = self.compute_dtype
-        shape = tf.shape(x)
-        h = tf.reshape(tf.cast(x, dtype), [-1, x.shape[-1]])
-        with tf.name_scope("intermediate_dense"):
-            h = tf.matmul(h, tf.cast(inner.kernel, dtype))
-            if inner.use_bias:
-                h = tf.nn.bias_add(h, tf.cast(inner.bias, dtype))
+
+        def product(layer, h):  # in the layer's name scope, so the profiles attribute it there
+            with tf.name_scope(layer.name):
+                h = tf.matmul(h, tf.cast(layer.kernel, dtype))
+                return tf.nn.bias_add(h, tf.cast(layer.bias, dtype)) if layer.use_bias else h
+
+        h = product(inner, tf.reshape(tf.cast(x, dtype), [-1, x.shape[-1]]))
+        with tf.name_scope(inner.name):
             h = self._act(h)
-        with tf.name_scope("output_dense"):
-            y = tf.matmul(h, tf.cast(outer.kernel, dtype))
-            if outer.use_bias:
-                y = tf.nn.bias_add(y, tf.cast(outer.bias, dtype))
-        return tf.reshape(y, shape)
+        return tf.reshape(product(outer, h), tf.shape(x))
 
     def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
         hidden_shape = hidden_states_shape
