@@ -407,33 +407,52 @@ def _piece_keep(seed, piece, rate, lay):
     return tf.cast(u >= rate, tf.float32) * (1.0 / (1.0 - rate))
 
 
-def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed):
-    """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk."""
+def band_window(block, s):
+    """The static `(block, (2s+1) * block)` bool mask of a query block's window over its `2s+1` key blocks side by
+    side (`_side_by_side`): `band_edges`' two triangles at the ends, everything between inside the window."""
+    edges = band_edges(block, s)
+    inside = tf.ones([block, block], tf.bool)
+    return tf.concat([tf.equal(edges[j], 0.0) if j in edges else inside for j in range(2 * s + 1)], axis=1)
+
+
+def _side_by_side(blocks, base, lay):
+    """For each of a chunk's `nc` query blocks, its `2s+1` key blocks side by side along axis 1: blocks
+    `(n, block, ...)` -> `(nc, (2s+1) * block, ...)`. Piece `j` is the dim-0 slice `[base + j, base + j + nc)`;
+    the concatenation copies the keys (about 1 MB a step at base size), so that ONE product, mask and softmax cover
+    every piece: each element-wise op is one pass over the chunk's scores instead of `2s+1` ops, and the
+    softmax is TensorFlow's own (one oneDNN kernel) instead of five (max, subtract, exp, sum, divide)."""
+    return tf.concat([_rows(blocks, base + j, lay.nc) for j in range(lay.pieces)], axis=1)
+
+
+def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed):
+    """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk.
+
+    The scores of the chunk's queries against their `2s+1` key blocks side by side (`_side_by_side`), masked by
+    the key mask and the window's triangles (`window`, `band_window`), in float32; `tf.nn.softmax`; the
+    log-normaliser from the softmax's largest probability: `p_max = exp(m - lse)`, so `lse = m - log(p_max)`
+    with `m` the row's largest score (`p_max >= 1 / keys`: never underflows)."""
     qbase, kbase, okbase = _chunk_bases(lay, i)
-    sc = _piece_scores(_rows(qblocks, qbase, lay.nc), kblocks, okblocks, kbase, okbase, edges, lay)
-    m = tf.reduce_max(sc[0], axis=-1, keepdims=True)
-    for sj in sc[1:]:
-        m = tf.maximum(m, tf.reduce_max(sj, axis=-1, keepdims=True))
-    m = tf.stop_gradient(m)  # any shift gives the same softmax; this one cannot overflow
-    denom, out = 0.0, 0.0
-    for j, sj in enumerate(sc):
-        e = tf.exp(sj - m)
-        denom = denom + tf.reduce_sum(e, axis=-1, keepdims=True)
-        if rate:
-            e = e * _piece_keep(seed, i * lay.pieces + j, rate, lay)
-        out = out + tf.cast(tf.matmul(tf.cast(e, qblocks.dtype), _rows(vblocks, kbase + j, lay.nc)), tf.float32)
+    ok = _side_by_side(okblocks, okbase, lay)[:, None, :] & window  # (nc, block, pieces * block)
+    scores = tf.matmul(_rows(qblocks, qbase, lay.nc), _side_by_side(kblocks, kbase, lay), transpose_b=True)
+    scores = tf.where(ok, tf.cast(scores, tf.float32), _NEG)
+    m = tf.reduce_max(scores, axis=-1, keepdims=True)
+    p = tf.nn.softmax(scores, axis=-1)
+    lse = m - tf.math.log(tf.reduce_max(p, axis=-1, keepdims=True))
+    if rate:
+        p = p * tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)], axis=2)
+    out = tf.matmul(tf.cast(p, qblocks.dtype), _side_by_side(vblocks, kbase, lay))
     # a query without any key (padding at the end): output 0, normaliser "-inf", no gradient
     found = m > 0.5 * _NEG
-    out = tf.cast(tf.where(found, out / denom, 0.0), qblocks.dtype)
-    lse = tf.where(found, m + tf.math.log(denom), _NEG)
+    out = tf.where(found, out, tf.zeros([], out.dtype))
+    lse = tf.where(found, lse, _NEG)
     return (_to_cap(tf.reshape(out, [lay.size, lay.dim]), lay.size, lay.cap),
             _to_cap(tf.reshape(lse, [lay.size]), lay.size, lay.cap))
 
 
-def _band_forward(qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed, parallel_iterations):
+def _band_forward(qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, parallel_iterations):
     """Every loop step of the forward pass: `out (batch*heads, full, dim)`, `lse (batch*heads, full)`."""
     dtype = qblocks.dtype
-    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, lay, rate, seed))
+    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
                          fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype),
                                               tf.TensorSpec([lay.cap], tf.float32)))
@@ -551,8 +570,10 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
     def blocks(q, k, v):
         return _flat_blocks(q, lay, 0, 0), _flat_blocks(k, lay, w, w), _flat_blocks(v, lay, w, w)
 
+    window = band_window(block, lay.s)
+
     def forward(qb, kb, vb):
-        return _band_forward(qb, kb, vb, okblocks, edges, lay, dropout_rate, seed, parallel_iterations)
+        return _band_forward(qb, kb, vb, okblocks, window, lay, dropout_rate, seed, parallel_iterations)
 
     def shaped(x, last=()):
         return tf.reshape(x[:, :lay.length],
