@@ -255,7 +255,8 @@ def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
 # cache-resident) instead of as one tensor per layer. Queries, keys and values are cut into ONE flat list of
 # blocks each (`_flat_blocks`); a loop step (one chunk of `nc` query blocks of one (batch, head) row) reads its
 # `nc` query blocks and, for each of the `2s+1` pieces `j`, the key blocks `[j, j + nc)` as a dim-0 slice
-# (`_rows`: a view, never a copy).
+# (`_rows`: a view), put side by side (`_side_by_side`, a small copy) so that one product, one mask and one softmax
+# cover every piece: the fewest passes over the scores, and the fewest ops (each costs a fixed overhead).
 class BandLayout(NamedTuple):
     """Where things sit in one call of the blocked band (`lay` below; Python ints where static, else tensors).
 
@@ -388,18 +389,6 @@ def _chunk_bases(lay, i):
     return row * lay.nq + first, row * lay.nb + first, (row // lay.heads) * lay.nb + first
 
 
-def _piece_scores(qc, kblocks, okblocks, kbase, okbase, edges, lay):
-    """The float32 masked scores of a chunk's queries `qc` against each of its `2s+1` pieces."""
-    out = []
-    for j in range(lay.pieces):
-        sj = tf.cast(tf.matmul(qc, _rows(kblocks, kbase + j, lay.nc), transpose_b=True), tf.float32)
-        bias = tf.where(_rows(okblocks, okbase + j, lay.nc), 0.0, _NEG)[:, None, :]
-        if j in edges:
-            bias = bias + edges[j]
-        out.append(sj + bias)
-    return out
-
-
 def _piece_keep(seed, piece, rate, lay):
     """The scaled dropout mask (`0` or `1 / (1 - rate)`) of one piece of one loop step, from `piece_seed`."""
     u = tf.random.stateless_uniform([lay.nc, lay.block, lay.block], seed=piece_seed(seed, piece),
@@ -475,8 +464,9 @@ def _per_chunk(x, lay):
     return tf.reshape(x, tf.concat([[lay.steps], tf.shape(x)[2:]], 0))
 
 
-def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c, corr_c, lay, rate, seed):
-    """Loop step `i` of the backward pass, the probabilities recomputed from the saved log-normaliser.
+def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, d_out_c, lse_c, corr_c, lay, rate, seed):
+    """Loop step `i` of the backward pass, the probabilities recomputed from the saved log-normaliser, every piece
+    at once as in the forward step (`_side_by_side`).
 
     Returns `dq (size, dim)` and `dk, dv (nc + 2s, block, dim)`: the gradients of the chunk's key blocks
     (piece `j` covers its key blocks `[j, j + nc)`).
@@ -484,31 +474,34 @@ def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_
     dtype = qblocks.dtype
     qbase, kbase, okbase = _chunk_bases(lay, i)
     qc = _rows(qblocks, qbase, lay.nc)
+    keys, values = _side_by_side(kblocks, kbase, lay), _side_by_side(vblocks, kbase, lay)
+    ok = _side_by_side(okblocks, okbase, lay)[:, None, :] & window
     lse_i = tf.reshape(lse_c[i], [lay.nc, lay.block, 1])
-    found = tf.cast(lse_i > 0.5 * _NEG, tf.float32)  # rows without keys pass no gradient
+    found = lse_i > 0.5 * _NEG  # rows without keys pass no gradient (and their probabilities are all 0)
+    lse_i = tf.where(found, lse_i, 0.0)
     do = tf.reshape(d_out_c[i], [lay.nc, lay.block, lay.dim]) * tf.cast(found, dtype)
-    corr_i = tf.reshape(corr_c[i], [lay.nc, lay.block, 1]) * found
-    dq = 0.0
-    dk, dv = [], []
-    for j, sj in enumerate(_piece_scores(qc, kblocks, okblocks, kbase, okbase, edges, lay)):
-        kj, vj = _rows(kblocks, kbase + j, lay.nc), _rows(vblocks, kbase + j, lay.nc)
-        p = tf.exp(sj - lse_i)  # the normalised probabilities, recomputed
-        dp = tf.cast(tf.matmul(do, vj, transpose_b=True), tf.float32)
-        pd = p
-        if rate:
-            keep = _piece_keep(seed, i * lay.pieces + j, rate, lay)
-            pd = p * keep
-            dp = dp * keep
-        dv.append(tf.matmul(tf.cast(pd, dtype), do, transpose_a=True))
-        ds = tf.cast(p * (dp - corr_i), dtype)
-        dq = dq + tf.cast(tf.matmul(ds, kj), tf.float32)
-        dk.append(tf.matmul(ds, qc, transpose_a=True))
+    corr_i = tf.reshape(corr_c[i], [lay.nc, lay.block, 1]) * tf.cast(found, tf.float32)
+    scores = tf.cast(tf.matmul(qc, keys, transpose_b=True), tf.float32)
+    p = tf.exp(tf.where(ok, scores, _NEG) - lse_i)  # the normalised probabilities, recomputed
+    dp = tf.cast(tf.matmul(do, values, transpose_b=True), tf.float32)
+    pd = p
+    if rate:
+        keep = tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)], axis=2)
+        pd = p * keep
+        dp = dp * keep
+    dv = tf.matmul(tf.cast(pd, dtype), do, transpose_a=True)  # (nc, pieces * block, dim)
+    ds = tf.cast(p * (dp - corr_i), dtype)
+    dq = tf.matmul(ds, keys)
+    dk = tf.matmul(ds, qc, transpose_a=True)
     s = lay.s
-    dk = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dk))
-    dv = sum(tf.pad(x, [[j, 2 * s - j], [0, 0], [0, 0]]) for j, x in enumerate(dv))
+
+    def per_key_block(x):  # piece j of each query block -> its key block: rows [j, j + nc) of nc + 2s
+        x = tf.reshape(x, [lay.nc, lay.pieces, lay.block, lay.dim])
+        return sum(tf.pad(x[:, j], [[j, 2 * s - j], [0, 0], [0, 0]]) for j in range(lay.pieces))
+
     kb_rows, kb_cap = lay.nc + 2 * s, lay.nc_max + 2 * s
-    return (_to_cap(tf.reshape(tf.cast(dq, dtype), [lay.size, lay.dim]), lay.size, lay.cap),
-            _to_cap(dk, kb_rows, kb_cap), _to_cap(dv, kb_rows, kb_cap))
+    return (_to_cap(tf.reshape(dq, [lay.size, lay.dim]), lay.size, lay.cap),
+            _to_cap(per_key_block(dk), kb_rows, kb_cap), _to_cap(per_key_block(dv), kb_rows, kb_cap))
 
 
 def _sum_key_block_grads(x, lay):
@@ -521,14 +514,14 @@ def _sum_key_block_grads(x, lay):
     return tf.reshape(x, [lay.batch * lay.heads, lay.nb * lay.block, lay.dim])[:, lay.w:lay.w + lay.length]
 
 
-def _band_backward(qblocks, kblocks, vblocks, okblocks, edges, out, lse, d_out, d_lse, lay, rate, seed,
+def _band_backward(qblocks, kblocks, vblocks, okblocks, window, out, lse, d_out, d_lse, lay, rate, seed,
                    parallel_iterations):
     """Gradients of `_band_forward` (`d_out, d_lse` padded to `full`): `dq, dk, dv (batch*heads, length, dim)`."""
     # D = rowsum(dO * O): the softmax gradient's correction term, per query (minus the normaliser's gradient)
     corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
     d_out_c, lse_c, corr_c, d_lse_c = (_per_chunk(x, lay) for x in (d_out, lse, corr, d_lse))
     corr_c = corr_c - d_lse_c
-    step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, edges, d_out_c, lse_c,
+    step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, d_out_c, lse_c,
                                                    corr_c, lay, rate, seed))
     dtype = qblocks.dtype
     spec = tf.TensorSpec([lay.nc_max + 2 * lay.s, lay.block, lay.dim], dtype)
@@ -565,12 +558,10 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
         raise ValueError("`seed` is required when `dropout_rate` > 0.")
     lay = band_layout(q, w, block, chunk)
     okblocks = _key_ok_blocks(mask, lay)
-    edges = band_edges(block, lay.s)
+    window = band_window(block, lay.s)
 
     def blocks(q, k, v):
         return _flat_blocks(q, lay, 0, 0), _flat_blocks(k, lay, w, w), _flat_blocks(v, lay, w, w)
-
-    window = band_window(block, lay.s)
 
     def forward(qb, kb, vb):
         return _band_forward(qb, kb, vb, okblocks, window, lay, dropout_rate, seed, parallel_iterations)
@@ -604,7 +595,7 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
                                                                                                lay.dim])
             d_lse = tf.zeros_like(lse[:, :lay.length]) if d_lse is None else tf.reshape(d_lse, [bh, lay.length])
             pad = [[0, 0], [0, lay.full - lay.length]]
-            dq, dk, dv = _band_backward(qb, kb, vb, okblocks, edges, out, lse, tf.pad(d_out, pad + [[0, 0]]),
+            dq, dk, dv = _band_backward(qb, kb, vb, okblocks, window, out, lse, tf.pad(d_out, pad + [[0, 0]]),
                                         tf.pad(d_lse, pad), lay, dropout_rate, seed, parallel_iterations)
             shape = [lay.batch, lay.heads, lay.length, lay.dim]
             return tf.reshape(dq, shape), tf.reshape(dk, shape), tf.reshape(dv, shape)
