@@ -15,6 +15,7 @@ try:
 except ImportError:  # no file locks (Windows): each process exports for itself
     fcntl = None
 
+import keras
 import numpy as np
 
 from conftest import random_batch, tiny_config
@@ -43,6 +44,9 @@ def make_model(task, seed=0, **overrides):
     """A tiny random model whose every weight is perturbed (so biases, norms and the head all matter)."""
     # One global bucket (4): the exported graphs carry a bucketed path and the full-length one (cases cross it).
     cfg = tiny_config(vocab_size=VOCAB, id2label=LABELS, **{"global_buckets": [4], **overrides})
+    # Keras' initializers seeded too: the same model in every process (unseeded, a worker's model could have
+    # every row's two best logits within bfloat16's error, and test_export_bf16 had no row to compare)
+    keras.utils.set_random_seed(seed)
     model = serving.model_class(task)(cfg)
     model.build()
     rng = np.random.default_rng(seed)

@@ -221,7 +221,7 @@ def _recomputed(fn, tensors, variables=()):
 # ------------------------------------------------------------------------------------------ fast path: the band
 @_no_autograph
 def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGTH, block=None,
-                   chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None):
+                   chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None, inference=False):
     """The band of the fast path: attention of every query to the LOCAL keys (`mask == 1`) with `|i - j| <= w`.
 
     `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
@@ -232,12 +232,49 @@ def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGT
 
     The implementation is a trace-time choice on the static length: up to `dense_max_length`,
     `dense_band_attention` (one masked product: faster there, measured); beyond it or with an unknown length,
-    `blocked_band_attention` (any length, memory linear in it).
+    `blocked_band_attention` (any length, memory linear in it). `inference=True` (no training, no dropout) lets
+    the blocked band run its softmax in bfloat16 where that is as exact as bfloat16 allows
+    (`band_softmax_dtype`) and take each query's normaliser from its own key (`_forward_chunk`): the rows of
+    queries that are not local then get 0 (the caller replaces or zeroes them anyway).
     """
     static_len = q.shape[2]
     if static_len is not None and static_len <= dense_max_length:
         return dense_band_attention(q, k, v, mask, w, dropout_rate, seed)
-    return blocked_band_attention(q, k, v, mask, w, block, chunk, dropout_rate, seed)
+    inference = inference and not dropout_rate
+    softmax_dtype = band_softmax_dtype(q.dtype) if inference else tf.float32
+    # the own-key normaliser's `tf.cond` is kept out of XLA (static shapes: both ways would be compiled) and ONNX
+    own_key_lse = inference and not xla_context() and not SINGLE_GLOBAL_PATH
+    return blocked_band_attention(q, k, v, mask, w, block, chunk, dropout_rate, seed, softmax_dtype=softmax_dtype,
+                                  own_key_lse=own_key_lse)
+
+
+_ONEDNN = []
+
+
+def onednn_enabled():
+    """Whether TensorFlow's oneDNN CPU kernels are on (the default on x86; `TF_ENABLE_ONEDNN_OPTS=0` turns them
+    off). False if the internal module that tells it is gone."""
+    if not _ONEDNN:
+        try:
+            from tensorflow.python.util import _pywrap_util_port
+            _ONEDNN.append(bool(_pywrap_util_port.IsMklEnabled()))
+        except (ImportError, AttributeError):
+            _ONEDNN.append(False)
+    return _ONEDNN[0]
+
+
+def band_softmax_dtype(dtype):
+    """The dtype the blocked band's inference softmax runs in for queries of `dtype`: `dtype` itself when it is
+    bfloat16 and the softmax is oneDNN's CPU kernel (`_MklSoftmax`), which computes in float32 inside and rounds
+    its output once (measured: within bfloat16's rounding, 0.4%; the product after it takes bfloat16 anyway), so
+    the scores are never cast to float32 and back (two passes over them; on an AMX CPU the casts took longer
+    than the band's products). float32 everywhere else: float32 queries; oneDNN off (Eigen's bfloat16 softmax
+    was 8% off, measured); a GPU visible (its kernel was not measured); under XLA; and in training (the
+    recomputing backward pass needs the float32 log-normaliser)."""
+    dtype = tf.as_dtype(dtype)
+    if dtype != tf.bfloat16 or xla_context() or not onednn_enabled() or tf.config.list_logical_devices("GPU"):
+        return tf.float32
+    return dtype
 
 
 def dense_band_attention(q, k, v, mask, w, dropout_rate=0.0, seed=None):
@@ -413,35 +450,67 @@ def _side_by_side(blocks, base, lay):
     return tf.concat([_rows(blocks, base + j, lay.nc) for j in range(lay.pieces)], axis=1)
 
 
-def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed):
+def _own_key(x, lay):
+    """Each query's entry for its own key in a step's side-by-side layout `(nc, block, pieces * block)`: query `r` of
+    a block sits at column `s * block + r` (piece `s`, the block's own). Returns `(nc, block)` (a gather, no copy of
+    the scores)."""
+    width = lay.pieces * lay.block
+    r = tf.range(lay.block)
+    return tf.gather(tf.reshape(x, [lay.nc, lay.block * width]), r * width + lay.s * lay.block + r, axis=1)
+
+
+def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, softmax_dtype=tf.float32,
+                   own_key_lse=False):
     """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk.
 
     The scores of the chunk's queries against their `2s+1` key blocks side by side (`_side_by_side`), masked by
-    the key mask and the window's triangles (`window`, `band_window`), in float32; `tf.nn.softmax`; the
-    log-normaliser from the softmax's largest probability: `p_max = exp(m - lse)`, so `lse = m - log(p_max)`
-    with `m` the row's largest score (`p_max >= 1 / keys`: never underflows)."""
+    the key mask and the window's triangles (`window`, `band_window`), in `softmax_dtype` (float32, or the queries'
+    bfloat16 where `band_softmax_dtype` allows it); `tf.nn.softmax`. The log-normaliser `lse`, since `p_j =
+    exp(s_j - lse)`, is `s_j - log(p_j)` for any key `j` whose probability is not 0:
+    - by default the row's largest score `m` (its probability `>= 1 / keys` never underflows): two reductions;
+    - `own_key_lse=True` (inference outside XLA and ONNX): the query's own key (`_own_key`), which is a local key
+      exactly when the query is local, with no pass over the scores; a step where a local query's own probability
+      is below `2**-100` (its score more than 69 below the row's largest) takes the first way instead (a
+      `tf.cond`). The rows of queries that are not local then get output 0 and normaliser "-inf" (the layer
+      replaces or zeroes them: global rows have their own attention, padding is cut).
+    """
     qbase, kbase, okbase = _chunk_bases(lay, i)
     ok = _side_by_side(okblocks, okbase, lay)[:, None, :] & window  # (nc, block, pieces * block)
     scores = tf.matmul(_rows(qblocks, qbase, lay.nc), _side_by_side(kblocks, kbase, lay), transpose_b=True)
-    scores = tf.where(ok, tf.cast(scores, tf.float32), _NEG)
-    m = tf.reduce_max(scores, axis=-1, keepdims=True)
+    scores = tf.where(ok, tf.cast(scores, softmax_dtype), tf.constant(_NEG, softmax_dtype))
     p = tf.nn.softmax(scores, axis=-1)
-    lse = m - tf.math.log(tf.reduce_max(p, axis=-1, keepdims=True))
+
+    def by_largest():
+        m = tf.cast(tf.reduce_max(scores, axis=-1), tf.float32)
+        lse = m - tf.math.log(tf.cast(tf.reduce_max(p, axis=-1), tf.float32))
+        return m > 0.5 * _NEG, lse  # a query without any key (padding at the end): no normaliser
+
+    if own_key_lse:
+        local = _own_key(ok, lay)
+        own_p = tf.cast(_own_key(p, lay), tf.float32)
+        usable = own_p >= 2.0**-100
+        found, lse = tf.cond(tf.reduce_any(local & ~usable), by_largest,
+                             lambda: (local, tf.cast(_own_key(scores, lay), tf.float32)
+                                      - tf.math.log(tf.where(usable, own_p, 1.0))))
+    else:
+        found, lse = by_largest()
     if rate:
-        p = p * tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)], axis=2)
+        p = p * tf.cast(tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)],
+                                  axis=2), p.dtype)
     out = tf.matmul(tf.cast(p, qblocks.dtype), _side_by_side(vblocks, kbase, lay))
-    # a query without any key (padding at the end): output 0, normaliser "-inf", no gradient
-    found = m > 0.5 * _NEG
-    out = tf.where(found, out, tf.zeros([], out.dtype))
+    # rows without a normaliser: output 0, normaliser "-inf", no gradient
+    out = tf.where(found[..., None], out, tf.zeros([], out.dtype))
     lse = tf.where(found, lse, _NEG)
     return (_to_cap(tf.reshape(out, [lay.size, lay.dim]), lay.size, lay.cap),
             _to_cap(tf.reshape(lse, [lay.size]), lay.size, lay.cap))
 
 
-def _band_forward(qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, parallel_iterations):
+def _band_forward(qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, parallel_iterations,
+                  softmax_dtype=tf.float32, own_key_lse=False):
     """Every loop step of the forward pass: `out (batch*heads, full, dim)`, `lse (batch*heads, full)`."""
     dtype = qblocks.dtype
-    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed))
+    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed,
+                                                  softmax_dtype, own_key_lse))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
                          fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype),
                                               tf.TensorSpec([lay.cap], tf.float32)))
@@ -535,7 +604,7 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, window, out, lse, d_out,
 
 
 def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
-                           parallel_iterations=2, recompute=True):
+                           parallel_iterations=2, recompute=True, softmax_dtype=tf.float32, own_key_lse=False):
     """`band_attention` computed chunk by chunk, in blocks (any length; see `BandLayout`).
 
     Queries go in blocks of `block` (a divisor of `w`; default `w // 2`, or `w` when odd); a block's keys are
@@ -547,7 +616,9 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
     `recompute=True`: the gradient is a second chunked loop that recomputes the probabilities from the saved
     log-normaliser (as flash attention does) instead of keeping every layer's probabilities for the backward
     pass: far less memory, and the recomputed scores never leave the cache. `False`: TensorFlow's own
-    gradient of the forward loop (kept to check the custom one).
+    gradient of the forward loop (kept to check the custom one). `softmax_dtype`: float32 (always, in training),
+    or bfloat16 for bfloat16 queries where `band_softmax_dtype` allows it. `own_key_lse` (inference only): the
+    log-normaliser from each query's own key (`_forward_chunk`); the rows of queries that are not local get 0.
     """
     if tf.executing_eagerly():
         parallel_iterations = None  # eager map_fn runs one step at a time (and warns if asked for more)
@@ -564,7 +635,8 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
         return _flat_blocks(q, lay, 0, 0), _flat_blocks(k, lay, w, w), _flat_blocks(v, lay, w, w)
 
     def forward(qb, kb, vb):
-        return _band_forward(qb, kb, vb, okblocks, window, lay, dropout_rate, seed, parallel_iterations)
+        return _band_forward(qb, kb, vb, okblocks, window, lay, dropout_rate, seed, parallel_iterations,
+                             softmax_dtype, own_key_lse)
 
     def shaped(x, last=()):
         return tf.reshape(x[:, :lay.length],
@@ -841,7 +913,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         # (the buckets capture it).
         band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=self.dense_max_length,
                                             block=self.block_queries, chunk=self.chunk_queries,
-                                            dropout_rate=rate, seed=band_seed)
+                                            dropout_rate=rate, seed=band_seed, inference=not training)
         # Non-local query rows zeroed with a select, not a product with a 0/1 mask: a product's gradient keeps
         # its full-size other factor for the mask's (unused) gradient.
         local_query = tf.equal(mask, 1)[:, :, None, None]
