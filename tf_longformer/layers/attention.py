@@ -905,9 +905,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
             band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
             global_rows_seed = stream_seed(seed, "global_rows")
-        q = self._heads_first(self.query, hidden, scale)
-        k = self._heads_first(self.key, hidden)
-        v = self._heads_first(self.value, hidden)
+        q, k, v = self._local_projections(hidden, scale)
         static_len = hidden.shape[1]
         # The band does not depend on the global tokens: it is computed once, outside the global-count buckets
         # (the buckets capture it).
@@ -959,7 +957,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
-        return self.output_dense(out)[:, :length]
+        return self._output_projection(out)[:, :length]
 
     def _folds_global_projections(self, num_slots):
         """Whether the global rows of a `num_slots` bucket fold the key/value projections into their queries.
@@ -1015,6 +1013,52 @@ class LongformerSelfAttention(keras.layers.Layer):
         out = tf.matmul(mixed, tf.transpose(wv, [1, 0, 2]))  # (h, b*slots, d)
         out = tf.transpose(tf.reshape(out, [heads, batch, slots, dim]), [1, 0, 2, 3])
         return out + tf.reduce_sum(probs, -1, keepdims=True) * bv[None, :, None, :]
+
+    def _unquantized(self, *layers):
+        return all(getattr(layer, "quantization_mode", None) is None for layer in layers)
+
+    def _local_projections(self, hidden, scale):
+        """`q` (times `scale`), `k`, `v` with heads in front, `(batch, heads, length, dim)`: ONE 2-D product of the
+        tokens `(batch * length, hidden)` with the three kernels side by side, its bias added by `BiasAdd` (which
+        oneDNN fuses into the product, as in the feed-forward: `LongformerEncoderLayer._feed_forward`), and one
+        transpose for the three. `scale` is folded into the query's kernel and bias (`1 / sqrt(64)` is a power of
+        two: the same numbers). The weights are read through the layers' `kernel` and `bias` (`kernel` includes an
+        enabled LoRA update); quantized layers are called as layers (`_heads_first`). The gradient to `hidden`
+        leaves through a reshape, as `_heads_first` explains."""
+        layers = (self.query, self.key, self.value)
+        if not self._unquantized(*layers):
+            return tuple(self._heads_first(layer, hidden, sc) for layer, sc in zip(layers, (scale, None, None)))
+        dtype = self.compute_dtype
+        width = self.num_heads * self.head_dim
+        kernels, biases = [], []
+        for layer, sc in zip(layers, (scale, None, None)):
+            kernel = tf.reshape(tf.cast(layer.kernel, dtype), [-1, width])
+            bias = tf.reshape(tf.cast(layer.bias, dtype), [width])
+            if sc is not None:
+                kernel, bias = kernel * tf.cast(sc, dtype), bias * tf.cast(sc, dtype)
+            kernels.append(kernel)
+            biases.append(bias)
+        shape = tf.shape(hidden)
+        x = tf.matmul(tf.reshape(tf.cast(hidden, dtype), [-1, hidden.shape[-1]]), tf.concat(kernels, axis=1))
+        x = tf.nn.bias_add(x, tf.concat(biases, axis=0))
+        x = tf.reshape(x, [shape[0], shape[1], 3, self.num_heads, self.head_dim])
+        x = tf.transpose(x, [2, 0, 3, 1, 4])  # (3, batch, heads, length, dim)
+        return x[0], x[1], x[2]
+
+    def _output_projection(self, out):
+        """`output_dense(out)` for `out` `(batch, length, heads, dim)`: one 2-D product with `BiasAdd` (fused), the
+        layer's `kernel` and `bias` (a quantized layer is called as a layer)."""
+        layer = self.output_dense
+        if not self._unquantized(layer):
+            return layer(out)
+        dtype = self.compute_dtype
+        width = self.num_heads * self.head_dim
+        shape = tf.shape(out)
+        with tf.name_scope(layer.name):
+            y = tf.matmul(tf.reshape(tf.cast(out, dtype), [-1, width]),
+                          tf.reshape(tf.cast(layer.kernel, dtype), [width, -1]))
+            y = tf.nn.bias_add(y, tf.cast(layer.bias, dtype))
+        return tf.reshape(y, tf.concat([shape[:2], [-1]], 0))
 
     def _heads_first(self, projection, hidden, scale=None):
         """`projection(hidden)` (times `scale`, if given) with heads in front: `(batch, heads, length, dim)`.
