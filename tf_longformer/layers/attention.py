@@ -1058,7 +1058,8 @@ class LongformerSelfAttention(keras.layers.Layer):
             y = tf.matmul(tf.reshape(tf.cast(out, dtype), [-1, width]),
                           tf.reshape(tf.cast(layer.kernel, dtype), [width, -1]))
             y = tf.nn.bias_add(y, tf.cast(layer.bias, dtype))
-        return tf.reshape(y, tf.concat([shape[:2], [-1]], 0))
+        # every size explicit: an empty batch leaves a -1 undecided
+        return tf.reshape(y, [shape[0], shape[1], layer.kernel.shape[-1]])
 
     def _heads_first(self, projection, hidden, scale=None):
         """`projection(hidden)` (times `scale`, if given) with heads in front: `(batch, heads, length, dim)`.
