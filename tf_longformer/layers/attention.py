@@ -420,10 +420,22 @@ def band_edges(block, s):
 
 
 def _chunk_bases(lay, i):
-    """Loop step `i`: where its chunk starts in the flat query, key and key-mask block lists."""
+    """Loop step `i`: where its chunk starts in the flat query and key block lists and in the query blocks' window
+    masks (`_window_masks`, one list per batch row, not per head)."""
     row, chunk = i // lay.num_chunks, i % lay.num_chunks
     first = lay.starts[chunk] // lay.block
-    return row * lay.nq + first, row * lay.nb + first, (row // lay.heads) * lay.nb + first
+    return row * lay.nq + first, row * lay.nb + first, (row // lay.heads) * lay.nq + first
+
+
+def _window_masks(okblocks, window, lay):
+    """Every query block's mask over its `2s+1` key blocks side by side: `(batch * nq, block, pieces * block)`
+    bool, the key mask (`okblocks`, local keys) and the window's triangles (`window`). Made once per call of the
+    band (one gather, one `LogicalAnd`) instead of once per loop step: about 0.3 MB per query block (base size),
+    held only while its loop runs (the backward loop makes its own)."""
+    ids = (tf.range(lay.batch)[:, None, None] * lay.nb + tf.range(lay.nq)[None, :, None]
+           + tf.range(lay.pieces)[None, None, :])
+    keys_ok = tf.reshape(tf.gather(okblocks, tf.reshape(ids, [-1])), [-1, lay.pieces * lay.block])
+    return keys_ok[:, None, :] & window[None]
 
 
 def _piece_keep(seed, piece, rate, lay):
@@ -459,12 +471,12 @@ def _own_key(x, lay):
     return tf.gather(tf.reshape(x, [lay.nc, lay.block * width]), r * width + lay.s * lay.block + r, axis=1)
 
 
-def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, softmax_dtype=tf.float32,
+def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax_dtype=tf.float32,
                    own_key_lse=False):
     """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk.
 
     The scores of the chunk's queries against their `2s+1` key blocks side by side (`_side_by_side`), masked by
-    the key mask and the window's triangles (`window`, `band_window`), in `softmax_dtype` (float32, or the queries'
+    the key mask and the window's triangles (`masks`, `_window_masks`), in `softmax_dtype` (float32, or the queries'
     bfloat16 where `band_softmax_dtype` allows it); `tf.nn.softmax`. The log-normaliser `lse`, since `p_j =
     exp(s_j - lse)`, is `s_j - log(p_j)` for any key `j` whose probability is not 0:
     - by default the row's largest score `m` (its probability `>= 1 / keys` never underflows): two reductions;
@@ -475,7 +487,7 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, se
       replaces or zeroes them: global rows have their own attention, padding is cut).
     """
     qbase, kbase, okbase = _chunk_bases(lay, i)
-    ok = _side_by_side(okblocks, okbase, lay)[:, None, :] & window  # (nc, block, pieces * block)
+    ok = _rows(masks, okbase, lay.nc)  # (nc, block, pieces * block)
     scores = tf.matmul(_rows(qblocks, qbase, lay.nc), _side_by_side(kblocks, kbase, lay), transpose_b=True)
     scores = tf.where(ok, tf.cast(scores, softmax_dtype), tf.constant(_NEG, softmax_dtype))
     p = tf.nn.softmax(scores, axis=-1)
@@ -509,7 +521,8 @@ def _band_forward(qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, 
                   softmax_dtype=tf.float32, own_key_lse=False):
     """Every loop step of the forward pass: `out (batch*heads, full, dim)`, `lse (batch*heads, full)`."""
     dtype = qblocks.dtype
-    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed,
+    masks = _window_masks(okblocks, window, lay)
+    step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed,
                                                   softmax_dtype, own_key_lse))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
                          fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype),
@@ -533,7 +546,7 @@ def _per_chunk(x, lay):
     return tf.reshape(x, tf.concat([[lay.steps], tf.shape(x)[2:]], 0))
 
 
-def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, d_out_c, lse_c, corr_c, lay, rate, seed):
+def _backward_chunk(i, qblocks, kblocks, vblocks, masks, d_out_c, lse_c, corr_c, lay, rate, seed):
     """Loop step `i` of the backward pass, the probabilities recomputed from the saved log-normaliser, every piece
     at once as in the forward step (`_side_by_side`).
 
@@ -544,7 +557,7 @@ def _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, d_out_c, lse
     qbase, kbase, okbase = _chunk_bases(lay, i)
     qc = _rows(qblocks, qbase, lay.nc)
     keys, values = _side_by_side(kblocks, kbase, lay), _side_by_side(vblocks, kbase, lay)
-    ok = _side_by_side(okblocks, okbase, lay)[:, None, :] & window
+    ok = _rows(masks, okbase, lay.nc)
     lse_i = tf.reshape(lse_c[i], [lay.nc, lay.block, 1])
     found = lse_i > 0.5 * _NEG  # rows without keys pass no gradient (and their probabilities are all 0)
     lse_i = tf.where(found, lse_i, 0.0)
@@ -590,7 +603,8 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, window, out, lse, d_out,
     corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
     d_out_c, lse_c, corr_c, d_lse_c = (_per_chunk(x, lay) for x in (d_out, lse, corr, d_lse))
     corr_c = corr_c - d_lse_c
-    step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, okblocks, window, d_out_c, lse_c,
+    masks = _window_masks(okblocks, window, lay)
+    step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, masks, d_out_c, lse_c,
                                                    corr_c, lay, rate, seed))
     dtype = qblocks.dtype
     spec = tf.TensorSpec([lay.nc_max + 2 * lay.s, lay.block, lay.dim], dtype)
@@ -939,22 +953,38 @@ class LongformerSelfAttention(keras.layers.Layer):
 
         static_paths = STATIC_SLOTS_EVERYWHERE or xla_context()
 
-        def attend(num_slots, fold=False):
-            if isinstance(num_slots, int) and num_slots == 0:
-                return tf.where(local_query, tf.transpose(band_out, [0, 2, 1, 3]), tf.zeros([], band_out.dtype))
-            tensors = (q, k, v, band_out, band_lse, hidden)
-            if not (RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")):
-                return with_globals(num_slots, fold, *tensors)
-            # Static paths (XLA): each bucket's path recomputes its own intermediates in the backward pass. The
-            # gradient of a `tf.cond` carries every intermediate of EVERY branch (zeros for those not taken), and
-            # XLA allocates them all: the full-length path alone holds (batch, heads, length, length) scores per
-            # layer (a base-size step at 4096 tokens asked for 62.9 GiB). Recomputed, a path keeps nothing; its
-            # dropout is stateless (`global_keys`, `global_rows` streams), so it redraws the same masks.
-            weights = [v for name in ("query_global", "key_global", "value_global")
-                       for v in getattr(self, name).variables]
-            return _recomputed(lambda *t: with_globals(num_slots, fold, *t), tensors, weights)
+        recompute = RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")
+        weights = [v for name in ("query_global", "key_global", "value_global") for v in getattr(self, name).variables]
 
-        out = self._bucketed(attend, padded if static_len is None else static_len, max_count)
+        def chain(q, k, v, band_out, band_lse, hidden):
+            tensors = (q, k, v, band_out, band_lse, hidden)
+
+            def attend(num_slots, fold=False):
+                if isinstance(num_slots, int) and num_slots == 0:
+                    return tf.where(local_query, tf.transpose(band_out, [0, 2, 1, 3]), tf.zeros([], band_out.dtype))
+                if not recompute:
+                    return with_globals(num_slots, fold, *tensors)
+                # Each branch recomputes its own intermediates in its gradient: the gradient of a `tf.cond`
+                # carries every intermediate of EVERY branch (zeros for those not taken), and XLA allocates them
+                # all: the full-length path alone holds (batch, heads, length, length) scores per layer (a
+                # base-size step at 4096 tokens asked for 62.9 GiB). Its dropout is stateless (`global_keys`,
+                # `global_rows` streams), so it redraws the same masks.
+                return _recomputed(lambda *t: with_globals(num_slots, fold, *t), tensors, weights)
+
+            return self._bucketed(attend, padded if static_len is None else static_len, max_count)
+
+        tensors = (q, k, v, band_out, band_lse, hidden)
+        if recompute:
+            # Static paths (XLA): the chain itself is recomputed too. A branch's custom gradient passes its inputs
+            # through an `IdentityN`; their gradients are `None`, which TensorFlow's symbolic gradient fills with
+            # `zeros_like` of those outputs, and under XLA a `tf.cond` exports every tensor its gradient reads: the
+            # traced step's `If` ops had 19 outputs where 1 is the attention's, five of them full size (`q, k, v`,
+            # the band's output, `hidden`), per bucket, kept by every layer until its backward pass. With the
+            # chain recomputed in the backward pass, the forward chain's gradient is never built (its `If` ops keep
+            # their one output); the exports happen in the recomputation, for one layer at a time.
+            out = _recomputed(chain, tensors, weights)
+        else:
+            out = chain(*tensors)
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
         return self._output_projection(out)[:, :length]
