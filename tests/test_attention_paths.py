@@ -529,25 +529,3 @@ def test_merge_and_local_select_keep_less_same_gradients():
     # per path (folded, unfolded): the global keys' output and its unnormalised product (read by the merge's and
     # the division's gradients); before: also the merged numerator and the unmasked transposed output (4 a path)
     assert full == 2 * 2, full
-
-
-def test_xla_training_keeps_no_copies_of_the_chain_inputs():
-    """Under XLA, the forward pass's bucket chain (`tf.cond`s) must not export tensors for its gradient: each `If` of
-    the chain outputs the attention only. (Recomputed per branch alone, every `If` exported `q, k, v`, the band's
-    output and `hidden`: five full-size tensors per bucket, per layer, kept until the backward pass.)"""
-    layer = LongformerSelfAttention(num_heads=2, head_dim=8, attention_window=8, name="attn")
-    layer(tf.zeros([1, 8, 16]), tf.ones([1, 8], tf.int32))
-
-    @tf.function(jit_compile=True)
-    def step(h, m):
-        with tf.GradientTape() as tape:
-            tape.watch(h)
-            loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
-        return tape.gradient(loss, [h] + layer.trainable_variables)
-
-    graph = step.get_concrete_function(tf.TensorSpec([1, 64, 16]), tf.TensorSpec([1, 64], tf.int32)).graph
-    nodes = list(graph.as_graph_def().node)
-    forward = [n for n in nodes if n.op in ("If", "StatelessIf") and n.name.split("/")[0].startswith("attn")]
-    assert len(forward) >= 2, [n.name for n in nodes if n.op in ("If", "StatelessIf")]  # a bucket and the full length
-    for n in forward:
-        assert len(n.attr["Tout"].list.type) == 1, (n.name, len(n.attr["Tout"].list.type))

@@ -94,14 +94,9 @@ def test_xla_gradients_equal_eager_on_every_bucket_path(dropout, monkeypatch):
             assert np.any(got[-1].numpy())
 
 
-def test_the_bucket_chain_gradient_carries_only_small_tensors():
-    """The `If` ops of the XLA training step output what their gradient needs. With recomputing paths that is no
-    tensor of the full-length path's size: nothing with `length * length` elements per head (length 64 here)."""
-    layer = LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=8, global_buckets=(2,),
-                                    dense_max_length=0, chunk_queries=16)
-    layer(tf.zeros([1, 8, 8]), tf.ones([1, 8], tf.int32))
-    length = 64
-
+def _xla_training_graph(layer, length, hidden):
+    """The traced (not compiled) XLA training step of `layer` alone: the gradient of a loss to its input and
+    weights, one row of `length` tokens."""
     @tf.function(jit_compile=True)
     def step(h, m):
         with tf.GradientTape() as tape:
@@ -109,9 +104,33 @@ def test_the_bucket_chain_gradient_carries_only_small_tensors():
             loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
         return tape.gradient(loss, [h] + layer.trainable_weights)
 
-    spec = (tf.TensorSpec([1, length, 8]), tf.TensorSpec([1, length], tf.int32))
-    graph = step.get_concrete_function(*spec).graph
+    return step.get_concrete_function(tf.TensorSpec([1, length, hidden]), tf.TensorSpec([1, length], tf.int32)).graph
+
+
+def test_the_bucket_chain_gradient_carries_only_small_tensors():
+    """The `If` ops of the XLA training step output what their gradient needs. With recomputing paths that is no
+    tensor of the full-length path's size: nothing with `length * length` elements per head (length 64 here)."""
+    layer = LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=8, global_buckets=(2,),
+                                    dense_max_length=0, chunk_queries=16)
+    layer(tf.zeros([1, 8, 8]), tf.ones([1, 8], tf.int32))
+    length = 64
+    graph = _xla_training_graph(layer, length, 8)
     ifs = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
     assert len(ifs) >= 4  # forward chain (bucket, full length) and its gradient
     largest = max(int(np.prod(t.shape.as_list())) for op in ifs for t in op.outputs if t.shape.is_fully_defined())
     assert largest < length * length, largest
+
+
+def test_the_forward_bucket_chain_exports_nothing_for_its_gradient():
+    """Under XLA the forward pass's bucket chain must not hand tensors out for its gradient: each of its `If` ops
+    outputs the attention only (the chain is recomputed as a whole in the backward pass). Recomputed branch by
+    branch alone, every `If` exported `q, k, v`, the band's output and `hidden` (19 outputs here): five full-size
+    tensors per bucket, per layer, kept until the backward pass."""
+    layer = LongformerSelfAttention(num_heads=2, head_dim=8, attention_window=8, name="attn")
+    layer(tf.zeros([1, 8, 16]), tf.ones([1, 8], tf.int32))
+    graph = _xla_training_graph(layer, 64, 16)
+    ifs = [op for op in graph.get_operations() if op.type in ("If", "StatelessIf")]
+    forward = [op for op in ifs if op.name.split("/")[0].startswith("attn")]  # the layer's own scope
+    assert len(forward) >= 2, [op.name for op in ifs]  # a bucket and the full length
+    for op in forward:
+        assert len(op.outputs) == 1, (op.name, len(op.outputs))
