@@ -9,14 +9,13 @@ import tensorflow as tf
 
 from tf_longformer.layers import attention
 from tf_longformer.layers.attention import (
+    add_global_keys,
     LongformerSelfAttention,
     band_attention,
     band_edges,
     band_layout,
     blocked_band_attention,
     dense_band_attention,
-    global_key_attention,
-    merge_softmax_parts,
     piece_seed,
     stream_seed,
 )
@@ -187,7 +186,7 @@ def test_band_and_dense_functions_agree_and_differentiate():
         band, band_lse = blocked_band_attention(q, k, v, mask, w, block=2, chunk=6)
         dense, dense_lse = dense_band_attention(q, k, v, mask, w)
         kg, vg = tf.gather(k, glob, axis=2, batch_dims=1), tf.gather(v, glob, axis=2, batch_dims=1)
-        merged = merge_softmax_parts(band, band_lse, *global_key_attention(q, kg, vg, slot_ok))
+        merged = add_global_keys(band, band_lse, q, kg, vg, slot_ok)
         local = tf.cast(tf.equal(mask, 1), tf.float32)[:, None, :, None]
         lb, ld = tf.reduce_sum(band * local * v), tf.reduce_sum(dense * local * v)
     np.testing.assert_allclose((band * local).numpy(), (dense * local).numpy(), atol=1e-5)
@@ -477,34 +476,49 @@ def test_the_fast_path_calls_quantized_projections(path):
     assert np.abs(fast - plain).max() < 0.1  # int8 rounding, not int8 values taken as floats
 
 
-def test_merge_and_local_select_keep_less_same_gradients():
-    """`merge_softmax_parts` (each half times its share) and the select that zeroes non-local rows give the values
-    and gradients of the previous forms (weighted sum divided by the total; product with a 0/1 mask) to 1e-6,
-    and the global path's `tf.cond` branch no longer keeps the full-size numerator or masked product."""
+def test_global_keys_widen_the_band_with_the_gradients_of_the_softmax_halves():
+    """`add_global_keys` (the band's share and the slots' probabilities from the union's normaliser) and the select
+    that zeroes non-local rows give the values and gradients of the previous forms (the slots' own softmax half,
+    merged with the band's by their log-normalisers; a product with a 0/1 mask) to 1e-5, with dropout the same
+    numbers as dropout on the slots' half; and the global path's `tf.cond` branch keeps two full-size tensors fewer."""
     rng = np.random.default_rng(5)
-    b, h, n, d = 2, 3, 40, 8
-    out_a, out_b = (tf.constant(rng.normal(size=(b, h, n, d)).astype(np.float32)) for _ in range(2))
-    lse_a, lse_b = (tf.constant(rng.normal(size=(b, h, n)).astype(np.float32) * 3) for _ in range(2))
+    b, h, n, d, slots = 2, 3, 40, 8, 3
+    band, q = (tf.constant(rng.normal(size=(b, h, n, d)).astype(np.float32)) for _ in range(2))
+    kg, vg = (tf.constant(rng.normal(size=(b, h, slots, d)).astype(np.float32)) for _ in range(2))
+    band_lse = tf.constant(rng.normal(size=(b, h, n)).astype(np.float32) * 3)
+    slot_ok = tf.constant([[True, True, False], [True, False, False]])
     local = tf.constant(rng.random((b, n)) < 0.7)[:, None, :, None]
     weights = tf.constant(rng.normal(size=(b, h, n, d)).astype(np.float32))
+    seed = tf.constant([3, 4], tf.int32)
 
-    def previous(a, la, bb, lb):
-        top = tf.maximum(la, lb)
-        wa, wb = tf.exp(la - top)[..., None], tf.exp(lb - top)[..., None]
-        return (a * wa + bb * wb) / (wa + wb) * tf.cast(local, tf.float32)
+    def previous(band, band_lse, q, kg, vg, rate):
+        scores = tf.matmul(q, kg, transpose_b=True) + tf.where(slot_ok, 0.0, -1e30)[:, None, None, :]
+        m = tf.reduce_max(scores, -1, keepdims=True)
+        e = tf.exp(scores - m)
+        total = tf.reduce_sum(e, -1, keepdims=True)
+        if rate:
+            keep = tf.random.stateless_uniform(tf.shape(e), seed=seed) >= rate
+            e = tf.where(keep, e / (1 - rate), 0.0)
+        glob, glob_lse = tf.matmul(e, vg) / total, (m + tf.math.log(total))[..., 0]
+        top = tf.maximum(band_lse, glob_lse)
+        wa, wb = tf.exp(band_lse - top)[..., None], tf.exp(glob_lse - top)[..., None]
+        return (band * wa + glob * wb) / (wa + wb) * tf.cast(local, tf.float32)
 
-    def current(a, la, bb, lb):
-        return tf.where(local, merge_softmax_parts(a, la, bb, lb), tf.zeros([], tf.float32))
+    def current(band, band_lse, q, kg, vg, rate):
+        out = add_global_keys(band, band_lse, q, kg, vg, slot_ok, rate, seed if rate else None)
+        return tf.where(local, out, tf.zeros([], tf.float32))
 
-    results = []
-    for fn in (previous, current):
-        with tf.GradientTape() as tape:
-            tape.watch([out_a, lse_a, out_b, lse_b])
-            y = fn(out_a, lse_a, out_b, lse_b)
-            loss = tf.reduce_sum(y * weights)
-        results.append([y] + tape.gradient(loss, [out_a, lse_a, out_b, lse_b]))
-    for x, y in zip(*results):
-        np.testing.assert_allclose(y.numpy(), x.numpy(), rtol=1e-6, atol=1e-6)
+    for rate in (0.0, 0.4):
+        results = []
+        for fn in (previous, current):
+            with tf.GradientTape() as tape:
+                inputs = [band, band_lse, q, kg, vg]
+                tape.watch(inputs)
+                y = fn(*inputs, rate)
+                loss = tf.reduce_sum(y * weights)
+            results.append([y] + tape.gradient(loss, inputs))
+        for x, y in zip(*results):
+            np.testing.assert_allclose(y.numpy(), x.numpy(), rtol=1e-5, atol=1e-5)
 
     # what the taken branch of a global path keeps for the backward pass (its intermediates of static size)
     layer = LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=4, dense_max_length=0)
@@ -526,6 +540,8 @@ def test_merge_and_local_select_keep_less_same_gradients():
             for t in branch.outputs:
                 if t.op.type == "OptionalFromValue" and t.op.inputs[0].shape.is_fully_defined():
                     full += t.op.inputs[0].shape.as_list() in ([1, 2, 32, 4], [1, 32, 2, 4])
-    # per path (folded, unfolded): the global keys' output and its unnormalised product (read by the merge's and
-    # the division's gradients); before: also the merged numerator and the unmasked transposed output (4 a path)
-    assert full == 2 * 2, full
+    # 2: the global rows' keys and values of every token (unfolded here: 32 tokens; their products' gradients read
+    # them). The band's output, read by the gradient of its share, comes from outside the branch. Before: also the
+    # slots' softmax half and its unnormalised product (4), and before that the merged numerator and the unmasked
+    # transposed output (6)
+    assert full == 2, full

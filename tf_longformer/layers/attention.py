@@ -8,8 +8,8 @@ both against the PyTorch reference):
   divisor of the one-sided window `w`, each block against the `2s+1` key blocks, `s = w // block`, that cover
   its exact window `|i - j| <= w`; every key block a slice of the keys (a view); a chunk of queries per loop
   step so the scores stay in the CPU cache; a recomputing backward pass). Local queries also attend to the
-  row's global keys (`global_key_attention`, merged into the band's softmax through the two log-normalisers,
-  `merge_softmax_parts`); global queries attend to every token with their own projections.
+  row's global keys (`add_global_keys`: the band's softmax widened to them through its log-normaliser); global
+  queries attend to every token with their own projections.
 - The inspection path (`_call_inspect`, used only with `return_attention_scores=True`, i.e. `output_attentions`),
   `(batch, length, heads, head_dim)`: `inspect_local_attention` (blocks of `w` against three key blocks,
   `three_blocks`) and `inspect_global_attention` keep the probabilities, returned in the Hugging Face layout.
@@ -117,8 +117,8 @@ def scatter_slots(values, is_global, local_out):
 
 # --------------------------------------------------------------------------------- fast path: softmax pieces
 # The fast path keeps heads in front, `(batch, heads, length, dim)`, so every product below is a plain batched
-# matmul with no transpose. Each attention is computed as `(out, log-normaliser)` halves that
-# `merge_softmax_parts` combines exactly: the band (local keys) and the global keys.
+# matmul with no transpose. The band (local keys) is computed as `(out, log-normaliser)`, which
+# `add_global_keys` widens exactly to the global keys.
 
 # The dropout streams of one attention call. Every stateless mask is drawn with a seed that `stream_seed` derives
 # from the call's seed; offsets added to the seed collided (`seed + [1, 0]` was both the global keys' seed and the
@@ -147,8 +147,8 @@ def _stateless_dropout(p, rate, seed):
 def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
     """`softmax(scores) @ values` and the log of the softmax's normaliser (float32, `scores[..., 0]`'s shape).
 
-    The normaliser lets the caller merge this with attention over other keys (the global slots) exactly:
-    `merge_softmax_parts`. Dropout (on the probabilities) is applied before the product.
+    The normaliser lets the caller widen this to other keys (the global slots) exactly: `add_global_keys`.
+    Dropout (on the probabilities) is applied before the product.
     """
     m = tf.stop_gradient(tf.reduce_max(scores, axis=-1, keepdims=True))  # any shift is exact; this one is safe
     e = tf.exp(scores - m)
@@ -162,26 +162,32 @@ def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
     return out, tf.where(found, m + tf.math.log(total), _NEG)[..., 0]
 
 
-def merge_softmax_parts(out_a, lse_a, out_b, lse_b):
-    """Attention over the union of two key sets from the two halves `(out, log-normaliser)`."""
-    top = tf.maximum(lse_a, lse_b)
-    wa, wb = tf.exp(lse_a - top)[..., None], tf.exp(lse_b - top)[..., None]
-    dtype = out_a.dtype
-    # Each half weighted by its share (`(..., 1)`), not the weighted sum divided: the gradient of a division
-    # keeps the full-size numerator for the backward pass; this form keeps only the halves (kept anyway).
-    total = wa + wb
-    out = tf.cast(out_a, tf.float32) * (wa / total) + tf.cast(out_b, tf.float32) * (wb / total)
-    return tf.cast(out, dtype)
+def add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
+    """The band's attention `(band_out, band_lse)` widened to the row's global keys (slots) too: the softmax over
+    the union of the keys, `(batch, heads, length, dim)`.
 
-
-def global_key_attention(q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
-    """Attention of every query to the row's global keys only (slots), as `(out, log-normaliser)`.
-
-    `q`: `(batch, heads, length, dim)`; `kg, vg`: `(batch, heads, slots, dim)`; `slot_ok`: `(batch, slots)`.
+    With `lse` the union's log-normaliser (from the band's and the slots' scores, `(batch, heads, length)`), the
+    band's share of each query is `alpha = exp(band_lse - lse)` and slot `g`'s probability `beta_g =
+    exp(score_g - lse)`: the output is `band_out * alpha + beta @ vg`. Every step before the last two is on
+    `(batch, heads, length, slots)` tensors; the full-size ones see one product with the slots' values, one
+    multiply and one add, in the compute dtype (merging two softmax halves instead, each `(out, lse)`, made the
+    slots' full-size output first, then cast, weighted and added both in float32: twelve passes in bfloat16).
+    The backward pass keeps nothing of full size but the band's output, which it keeps anyway. Dropout drops
+    the slots' probabilities (`global_keys` stream, one stateless draw of their shape).
+    A query without any key (padding) gets numbers the caller drops; a local query always has its own key.
     """
+    dtype = band_out.dtype
     scores = tf.cast(tf.matmul(q, kg, transpose_b=True), tf.float32)
-    scores = scores + tf.where(slot_ok, 0.0, _NEG)[:, None, None, :]
-    return _softmax_parts(scores, vg, dropout_rate, seed)
+    scores = scores + tf.where(slot_ok, 0.0, _NEG)[:, None, None, :]  # (b, h, n, slots)
+    top = tf.stop_gradient(tf.maximum(band_lse, tf.reduce_max(scores, axis=-1)))  # any shift is exact
+    band_w = tf.exp(band_lse - top)
+    slot_w = tf.exp(scores - top[..., None])
+    total = band_w + tf.reduce_sum(slot_w, axis=-1)
+    alpha = band_w / total
+    beta = slot_w / total[..., None]
+    if dropout_rate:
+        beta = _stateless_dropout(beta, dropout_rate, seed)
+    return band_out * tf.cast(alpha, dtype)[..., None] + tf.matmul(tf.cast(beta, dtype), vg)
 
 
 def _recomputed(fn, tensors, variables=()):
@@ -226,7 +232,7 @@ def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGT
 
     `q, k, v`: `(batch, heads, length, dim)`, `q` already scaled, `length` a multiple of `w`. `mask`: int
     `(batch, length)`. Returns `out (batch, heads, length, dim)` and the float32 log-normaliser
-    `(batch, heads, length)`, for `merge_softmax_parts` with the global keys' half. A query with no key gets
+    `(batch, heads, length)`, which `add_global_keys` widens to the global keys. A query with no key gets
     output 0 and normaliser `_NEG` (the caller zeroes or replaces the rows of queries that are not local).
     `seed`: int32 `(2,)`, needed when `dropout_rate > 0`.
 
@@ -935,8 +941,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             # local queries also see the row's global keys (local projections), in the same softmax
             kg = tf.gather(k, index, axis=2, batch_dims=1)
             vg = tf.gather(v, index, axis=2, batch_dims=1)
-            glob_out, glob_lse = global_key_attention(q, kg, vg, slot_ok, rate, global_keys_seed)
-            out = merge_softmax_parts(band_out, band_lse, glob_out, glob_lse)
+            out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
             out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
@@ -1163,7 +1168,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
         (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
         """
-        if SINGLE_GLOBAL_PATH:  # no global token: the empty slot weighs exactly 0 (see `merge_softmax_parts`)
+        if SINGLE_GLOBAL_PATH:  # no global token: the empty slot weighs exactly 0 (see `add_global_keys`)
             return attend(tf.maximum(max_count, 1))
         static_len = padded if isinstance(padded, int) else None
         buckets = [0] + [b for b in self.global_buckets if b > 0 and (static_len is None or b < static_len)]
