@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import clone_initializer, serializable
+from tf_longformer.layers.utils import LayerNorm, clone_initializer, serializable
 
 
 def roberta_position_ids(input_ids, pad_token_id):
@@ -61,7 +61,7 @@ class LongformerEmbeddings(keras.layers.Layer):
         self.word_embeddings = emb(self.vocab_size, "word_embeddings")
         self.position_embeddings = emb(self.max_position_embeddings, "position_embeddings")
         self.token_type_embeddings = emb(self.type_vocab_size, "token_type_embeddings")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=self.layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
         self.layer_norm.build((None, None, self.hidden_size))

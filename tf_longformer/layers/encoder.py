@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_longformer.layers.attention import DEFAULT_GLOBAL_BUCKETS, LongformerSelfAttention
-from tf_longformer.layers.utils import get_activation, serializable
+from tf_longformer.layers.utils import LayerNorm, get_activation, serializable
 
 
 @serializable
@@ -78,7 +78,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
             return layer
 
         def norm(name):
-            layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, dtype=policy, name=name)
+            layer = LayerNorm(epsilon=self.layer_norm_eps, dtype=policy, name=name)
             layer.build((None, None, hidden))
             return layer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import get_activation, serializable
+from tf_longformer.layers.utils import LayerNorm, get_activation, serializable
 
 
 def _init(stddev):
@@ -51,7 +51,7 @@ class LongformerLMHead(keras.layers.Layer):
         self.dense = keras.layers.Dense(self.hidden_size, kernel_initializer=_init(self.initializer_range),
                                         dtype=self.dtype_policy, name="dense")
         self.dense.build((None, None, self.hidden_size))
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, dtype=self.dtype_policy,
+        self.layer_norm = LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype_policy,
                                                           name="layer_norm")
         self.layer_norm.build((None, None, self.hidden_size))
         self.bias = self.add_weight(name="bias", shape=(self.vocab_size,), initializer="zeros")
