@@ -118,3 +118,26 @@ def test_training_keeps_the_float32_normaliser_and_inference_uses_the_fast_one(m
     layer(h, m, training=False)
     layer(h, m, training=True)
     assert calls == [(tf.float32, True), (tf.float32, False)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_inference_projections_are_the_training_ones(dtype):
+    """Not training, `q, k, v` come from three products broadcast over the heads (`_local_projections(...,
+    inference=True)`); training, from one 2-D product and a transpose: the same numbers (float32: to 1e-6;
+    bfloat16: each product rounded once, so within one bfloat16 rounding)."""
+    layer = attention.LongformerSelfAttention(num_heads=3, head_dim=8, attention_window=8, dense_max_length=0,
+                                              dtype=dtype)
+    rng = np.random.default_rng(7)
+    hidden = tf.constant(rng.normal(size=(2, 40, 24)).astype(np.float32))
+    layer(hidden, tf.ones([2, 40], tf.int32))
+    for var in layer.weights:  # biases are zeros at build: give them values
+        var.assign(rng.normal(size=var.shape).astype(np.float32) * 0.3)
+    h = tf.cast(hidden, layer.compute_dtype)
+    fast = [x.numpy().astype(np.float32) for x in layer._local_projections(h, 0.125, inference=True)]
+    plain = [x.numpy().astype(np.float32) for x in layer._local_projections(h, 0.125, inference=False)]
+    for a, b in zip(fast, plain):
+        assert a.shape == b.shape == (2, 3, 40, 8)
+        if dtype == "float32":
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_allclose(a, b, rtol=2**-7, atol=2**-7 * np.abs(b).max())

@@ -250,6 +250,10 @@ def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGT
     softmax_dtype = band_softmax_dtype(q.dtype) if inference else tf.float32
     # the own-key normaliser's `tf.cond` is kept out of XLA (static shapes: both ways would be compiled) and ONNX
     own_key_lse = inference and not xla_context() and not SINGLE_GLOBAL_PATH
+    if chunk == DEFAULT_CHUNK_QUERIES and softmax_dtype.size == 2:
+        # the default chunk is sized for float32 scores: as many bytes of bfloat16 scores hold twice the queries
+        # (measured at 4096 tokens, base size, Intel Xeon with AMX: 1.61-1.63 s against 1.67-1.68 s a forward)
+        chunk = 2 * DEFAULT_CHUNK_QUERIES
     return blocked_band_attention(q, k, v, mask, w, block, chunk, dropout_rate, seed, softmax_dtype=softmax_dtype,
                                   own_key_lse=own_key_lse)
 
@@ -925,7 +929,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                                                 seed=self.probs_dropout.seed_generator), tf.int32)
             band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
             global_rows_seed = stream_seed(seed, "global_rows")
-        q, k, v = self._local_projections(hidden, scale)
+        q, k, v = self._local_projections(hidden, scale, inference=not training)
         static_len = hidden.shape[1]
         # The band does not depend on the global tokens: it is computed once, outside the global-count buckets
         # (the buckets capture it).
@@ -1052,14 +1056,20 @@ class LongformerSelfAttention(keras.layers.Layer):
     def _unquantized(self, *layers):
         return all(getattr(layer, "quantization_mode", None) is None for layer in layers)
 
-    def _local_projections(self, hidden, scale):
+    def _local_projections(self, hidden, scale, inference=False):
         """`q` (times `scale`), `k`, `v` with heads in front, `(batch, heads, length, dim)`: ONE 2-D product of the
         tokens `(batch * length, hidden)` with the three kernels side by side, its bias added by `BiasAdd` (which
         oneDNN fuses into the product, as in the feed-forward: `LongformerEncoderLayer._feed_forward`), and one
         transpose for the three. `scale` is folded into the query's kernel and bias (`1 / sqrt(64)` is a power of
         two: the same numbers). The weights are read through the layers' `kernel` and `bias` (`kernel` includes an
         enabled LoRA update); quantized layers are called as layers (`_heads_first`). The gradient to `hidden`
-        leaves through a reshape, as `_heads_first` explains."""
+        leaves through a reshape, as `_heads_first` explains.
+
+        `inference=True` (no gradient): three batched products, `(batch, 1, length, hidden)` times each layer's
+        kernel with heads in front `(1, heads, hidden, dim)`, write `q`, `k`, `v` heads-first with no transpose of
+        the outputs (the bias a broadcast add). Measured at 4096 tokens, base size, on an Intel Xeon with AMX:
+        14.1-14.6 ms a layer against 18.1-18.3 in bfloat16, 50.7 against 51-55 in float32. Not in training: the
+        gradient of a product broadcast over the heads sums a `(batch, heads, length, hidden)` tensor."""
         layers = (self.query, self.key, self.value)
         if not self._unquantized(*layers):
             return tuple(self._heads_first(layer, hidden, sc) for layer, sc in zip(layers, (scale, None, None)))
@@ -1073,6 +1083,11 @@ class LongformerSelfAttention(keras.layers.Layer):
                 kernel, bias = kernel * tf.cast(sc, dtype), bias * tf.cast(sc, dtype)
             kernels.append(kernel)
             biases.append(bias)
+        if inference:
+            x = tf.cast(hidden, dtype)[:, None]
+            heads, dim = self.num_heads, self.head_dim
+            return tuple(tf.matmul(x, tf.transpose(tf.reshape(kernel, [-1, heads, dim]), [1, 0, 2])[None])
+                         + tf.reshape(bias, [1, heads, 1, dim]) for kernel, bias in zip(kernels, biases))
         shape = tf.shape(hidden)
         x = tf.matmul(tf.reshape(tf.cast(hidden, dtype), [-1, hidden.shape[-1]]), tf.concat(kernels, axis=1))
         x = tf.nn.bias_add(x, tf.concat(biases, axis=0))
