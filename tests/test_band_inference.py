@@ -141,3 +141,64 @@ def test_inference_projections_are_the_training_ones(dtype):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
         else:
             np.testing.assert_allclose(a, b, rtol=2**-7, atol=2**-7 * np.abs(b).max())
+
+
+def _layer_inputs(seed, globals_per_row, length=72, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    layer = attention.LongformerSelfAttention(num_heads=2, head_dim=8, attention_window=8, dense_max_length=0,
+                                              block_queries=2, chunk_queries=8, dtype=dtype)
+    hidden = tf.constant(rng.normal(size=(len(globals_per_row), length, 16)).astype(np.float32))
+    mask = np.ones((len(globals_per_row), length), np.int32)
+    for row, count in enumerate(globals_per_row):
+        mask[row, rng.choice(length - 10, size=count, replace=False)] = 2
+    mask[-1, length - 7:] = 0  # padding
+    layer(hidden, tf.constant(mask))
+    for var in layer.weights:
+        var.assign(rng.normal(size=var.shape).astype(np.float32) * 0.4)
+    return layer, hidden, tf.constant(mask)
+
+
+@pytest.mark.parametrize("globals_per_row", [(0, 0), (1, 0), (3, 5), (1, 1)])
+def test_global_keys_inside_the_band_are_the_merged_ones(monkeypatch, globals_per_row):
+    """Inference puts the local queries' global keys in the band's own softmax (`band_with_global_keys`); with it
+    off, the band's output is widened to them after (`add_global_keys`): the same outputs (to 1e-5), and the same
+    gradients (the fused path's gradient recomputes the other under a tape)."""
+    layer, hidden, mask = _layer_inputs(3, globals_per_row)
+    calls = []
+    real = attention.band_with_global_keys
+    monkeypatch.setattr(attention, "band_with_global_keys", lambda *a, **k: calls.append(1) or real(*a, **k))
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(attention, "fuses_global_keys", lambda *a, fused=fused: fused)
+
+        @tf.function
+        def run(hidden):
+            with tf.GradientTape() as tape:
+                tape.watch(hidden)
+                out = layer(hidden, mask, training=False)
+                loss = tf.reduce_sum(out * tf.sin(tf.range(16, dtype=tf.float32)))
+            return [out] + tape.gradient(loss, [hidden] + layer.trainable_weights)
+
+        results.append([x.numpy() for x in run(hidden)])
+    assert calls, "the fused path did not run"
+    keep = (mask.numpy() != 0)[..., None]  # padding rows are cut by the model; compare the others
+    np.testing.assert_allclose(results[0][0] * keep, results[1][0] * keep, rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_global_keys_inside_the_band_in_bfloat16_and_only_in_inference(monkeypatch):
+    layer, hidden, mask = _layer_inputs(4, (2, 1), dtype="mixed_bfloat16")
+    seen = []
+    real = attention.band_with_global_keys
+    monkeypatch.setattr(attention, "band_with_global_keys", lambda *a, **k: seen.append(1) or real(*a, **k))
+    fused = layer(hidden, mask, training=False).numpy().astype(np.float32)
+    assert len(seen) == 1
+    layer(hidden, mask, training=True)
+    tf.function(lambda h: layer(h, mask, training=False), jit_compile=True)(hidden)
+    assert len(seen) == 1  # not in training, not under XLA
+    monkeypatch.setattr(attention, "fuses_global_keys", lambda *a: False)
+    merged = layer(hidden, mask, training=False).numpy().astype(np.float32)
+    keep = (mask.numpy() != 0)[..., None]
+    scale = np.abs(merged).max()
+    np.testing.assert_allclose(fused * keep, merged * keep, atol=0.03 * scale)

@@ -250,12 +250,56 @@ def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGT
     softmax_dtype = band_softmax_dtype(q.dtype) if inference else tf.float32
     # the own-key normaliser's `tf.cond` is kept out of XLA (static shapes: both ways would be compiled) and ONNX
     own_key_lse = inference and not xla_context() and not SINGLE_GLOBAL_PATH
-    if chunk == DEFAULT_CHUNK_QUERIES and softmax_dtype.size == 2:
-        # the default chunk is sized for float32 scores: as many bytes of bfloat16 scores hold twice the queries
-        # (measured at 4096 tokens, base size, Intel Xeon with AMX: 1.61-1.63 s against 1.67-1.68 s a forward)
-        chunk = 2 * DEFAULT_CHUNK_QUERIES
-    return blocked_band_attention(q, k, v, mask, w, block, chunk, dropout_rate, seed, softmax_dtype=softmax_dtype,
-                                  own_key_lse=own_key_lse)
+    return blocked_band_attention(q, k, v, mask, w, block, _chunk_for(chunk, softmax_dtype), dropout_rate, seed,
+                                  softmax_dtype=softmax_dtype, own_key_lse=own_key_lse)
+
+
+def _chunk_for(chunk, softmax_dtype):
+    """The default chunk is sized for float32 scores: as many bytes of bfloat16 scores hold twice the queries
+    (measured at 4096 tokens, base size, Intel Xeon with AMX: 1.61-1.63 s against 1.67-1.68 s a forward)."""
+    if chunk == DEFAULT_CHUNK_QUERIES and tf.as_dtype(softmax_dtype).size == 2:
+        return 2 * DEFAULT_CHUNK_QUERIES
+    return chunk
+
+
+def fuses_global_keys(length, training, dense_max_length):
+    """Whether a layer's local queries take the row's global keys inside the band's loop
+    (`band_with_global_keys`): in inference outside XLA and the ONNX trace, where the band is the blocked one
+    (`length`: the padded static length, or None)."""
+    return (not training and not xla_context() and not SINGLE_GLOBAL_PATH
+            and (length is None or length > dense_max_length))
+
+
+def band_with_global_keys(q, k, v, mask, w, kg, vg, slot_ok, *, block=None, chunk=DEFAULT_CHUNK_QUERIES):
+    """Inference: every local query's attention over its band AND its row's global keys `kg, vg` `(batch, heads,
+    G, dim)` (`slot_ok` `(batch, G)`), one softmax per loop step (`blocked_band_attention` with `global_keys`:
+    the slots' keys after the band's in each step's product): `(batch, heads, length, dim)`, the rows of queries
+    that are not local 0. What `band_attention` and `add_global_keys` compute, without the merge's passes over
+    full-size tensors (a product with `K = G` and its output, a multiply, an add).
+
+    A gradient is rarely asked at inference (saliency); when it is, it is theirs: the custom gradient recomputes
+    `band_attention` + `add_global_keys` under a tape (non-local rows pass none, as their forward output is 0).
+    """
+    softmax_dtype = band_softmax_dtype(q.dtype)
+    chunk = _chunk_for(chunk, softmax_dtype)
+    local = tf.equal(mask, 1)[:, None, :, None]
+
+    @tf.custom_gradient
+    def run(q, k, v, kg, vg):
+        out, _ = blocked_band_attention(q, k, v, mask, w, block, chunk, recompute=False, softmax_dtype=softmax_dtype,
+                                        own_key_lse=True, global_keys=(kg, vg, slot_ok))
+
+        def grad(d_out):
+            with tf.GradientTape() as tape:
+                tape.watch([q, k, v, kg, vg])
+                band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=0, block=block, chunk=chunk)
+                union = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok)
+            return tape.gradient(union, [q, k, v, kg, vg],
+                                 output_gradients=tf.where(local, d_out, tf.zeros([], d_out.dtype)))
+
+        return out, grad
+
+    return run(q, k, v, kg, vg)
 
 
 _ONEDNN = []
@@ -437,15 +481,21 @@ def _chunk_bases(lay, i):
     return row * lay.nq + first, row * lay.nb + first, (row // lay.heads) * lay.nq + first
 
 
-def _window_masks(okblocks, window, lay):
+def _window_masks(okblocks, window, lay, slot_ok=None):
     """Every query block's mask over its `2s+1` key blocks side by side: `(batch * nq, block, pieces * block)`
     bool, the key mask (`okblocks`, local keys) and the window's triangles (`window`). Made once per call of the
     band (one gather, one `LogicalAnd`) instead of once per loop step: about 0.3 MB per query block (base size),
-    held only while its loop runs (the backward loop makes its own)."""
+    held only while its loop runs (the backward loop makes its own). `slot_ok` `(batch, slots)`: the row's global
+    keys' columns appended (`_forward_chunk` with `slots`)."""
     ids = (tf.range(lay.batch)[:, None, None] * lay.nb + tf.range(lay.nq)[None, :, None]
            + tf.range(lay.pieces)[None, None, :])
     keys_ok = tf.reshape(tf.gather(okblocks, tf.reshape(ids, [-1])), [-1, lay.pieces * lay.block])
-    return keys_ok[:, None, :] & window[None]
+    masks = keys_ok[:, None, :] & window[None]
+    if slot_ok is None:
+        return masks
+    # the row's global keys after the band's (`_forward_chunk` with `slots`): the same for every query block
+    slots = tf.repeat(slot_ok, lay.nq, axis=0)[:, None, :]  # (batch * nq, 1, slots)
+    return tf.concat([masks, tf.broadcast_to(slots, tf.concat([tf.shape(masks)[:2], tf.shape(slots)[2:]], 0))], 2)
 
 
 def _piece_keep(seed, piece, rate, lay):
@@ -463,26 +513,28 @@ def band_window(block, s):
     return tf.concat([tf.equal(edges[j], 0.0) if j in edges else inside for j in range(2 * s + 1)], axis=1)
 
 
-def _side_by_side(blocks, base, lay):
+def _side_by_side(blocks, base, lay, after=None):
     """For each of a chunk's `nc` query blocks, its `2s+1` key blocks side by side along axis 1: blocks
     `(n, block, ...)` -> `(nc, (2s+1) * block, ...)`. Piece `j` is the dim-0 slice `[base + j, base + j + nc)`;
     the concatenation copies the keys (about 1 MB a step at base size), so that ONE product, mask and softmax cover
     every piece: each element-wise op is one pass over the chunk's scores instead of `2s+1` ops, and the
-    softmax is TensorFlow's own (one oneDNN kernel) instead of five (max, subtract, exp, sum, divide)."""
-    return tf.concat([_rows(blocks, base + j, lay.nc) for j in range(lay.pieces)], axis=1)
+    softmax is TensorFlow's own (one oneDNN kernel) instead of five (max, subtract, exp, sum, divide). `after`
+    `(nc, G, ...)`: put after the pieces in the same copy (the global keys, `_forward_chunk` with `slots`)."""
+    pieces = [_rows(blocks, base + j, lay.nc) for j in range(lay.pieces)]
+    return tf.concat(pieces + ([after] if after is not None else []), axis=1)
 
 
-def _own_key(x, lay):
+def _own_key(x, lay, extra=0):
     """Each query's entry for its own key in a step's side-by-side layout `(nc, block, pieces * block)`: query `r` of
     a block sits at column `s * block + r` (piece `s`, the block's own). Returns `(nc, block)` (a gather, no copy of
-    the scores)."""
-    width = lay.pieces * lay.block
+    the scores). `extra`: columns after the band's (the global keys, `_forward_chunk` with `slots`)."""
+    width = lay.pieces * lay.block + extra
     r = tf.range(lay.block)
     return tf.gather(tf.reshape(x, [lay.nc, lay.block * width]), r * width + lay.s * lay.block + r, axis=1)
 
 
 def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax_dtype=tf.float32,
-                   own_key_lse=False):
+                   own_key_lse=False, slots=None):
     """Loop step `i` of the forward pass: `(out (size, dim), log-normaliser (size,))` of its chunk.
 
     The scores of the chunk's queries against their `2s+1` key blocks side by side (`_side_by_side`), masked by
@@ -495,10 +547,22 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax
       is below `2**-100` (its score more than 69 below the row's largest) takes the first way instead (a
       `tf.cond`). The rows of queries that are not local then get output 0 and normaliser "-inf" (the layer
       replaces or zeroes them: global rows have their own attention, padding is cut).
+
+    `slots` (inference only, `band_with_global_keys`): `(kg, vg)`, `(batch * heads, G, dim)`, the row's global keys
+    and values, put after the band's keys in the same product and softmax (their mask columns in `masks`): the
+    output is then the attention over the union of the keys, with no second softmax to merge.
     """
     qbase, kbase, okbase = _chunk_bases(lay, i)
     ok = _rows(masks, okbase, lay.nc)  # (nc, block, pieces * block)
-    scores = tf.matmul(_rows(qblocks, qbase, lay.nc), _side_by_side(kblocks, kbase, lay), transpose_b=True)
+    keys, values, extra = _side_by_side(kblocks, kbase, lay), None, 0
+    if slots is not None:
+        row = i // lay.num_chunks
+        kg, vg = slots[0][row], slots[1][row]  # (G, dim)
+        extra = tf.shape(kg)[0]
+        tiled = [tf.broadcast_to(x[None], tf.stack([lay.nc, extra, lay.dim])) for x in (kg, vg)]
+        keys = _side_by_side(kblocks, kbase, lay, after=tiled[0])
+        values = _side_by_side(vblocks, kbase, lay, after=tiled[1])
+    scores = tf.matmul(_rows(qblocks, qbase, lay.nc), keys, transpose_b=True)
     scores = tf.where(ok, tf.cast(scores, softmax_dtype), tf.constant(_NEG, softmax_dtype))
     p = tf.nn.softmax(scores, axis=-1)
 
@@ -508,18 +572,20 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax
         return m > 0.5 * _NEG, lse  # a query without any key (padding at the end): no normaliser
 
     if own_key_lse:
-        local = _own_key(ok, lay)
-        own_p = tf.cast(_own_key(p, lay), tf.float32)
+        local = _own_key(ok, lay, extra)
+        own_p = tf.cast(_own_key(p, lay, extra), tf.float32)
         usable = own_p >= 2.0**-100
         found, lse = tf.cond(tf.reduce_any(local & ~usable), by_largest,
-                             lambda: (local, tf.cast(_own_key(scores, lay), tf.float32)
+                             lambda: (local, tf.cast(_own_key(scores, lay, extra), tf.float32)
                                       - tf.math.log(tf.where(usable, own_p, 1.0))))
     else:
         found, lse = by_largest()
     if rate:
         p = p * tf.cast(tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)],
                                   axis=2), p.dtype)
-    out = tf.matmul(tf.cast(p, qblocks.dtype), _side_by_side(vblocks, kbase, lay))
+    if values is None:
+        values = _side_by_side(vblocks, kbase, lay)
+    out = tf.matmul(tf.cast(p, qblocks.dtype), values)
     # rows without a normaliser: output 0, normaliser "-inf", no gradient
     out = tf.where(found[..., None], out, tf.zeros([], out.dtype))
     lse = tf.where(found, lse, _NEG)
@@ -528,12 +594,12 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax
 
 
 def _band_forward(qblocks, kblocks, vblocks, okblocks, window, lay, rate, seed, parallel_iterations,
-                  softmax_dtype=tf.float32, own_key_lse=False):
+                  softmax_dtype=tf.float32, own_key_lse=False, slots=None):
     """Every loop step of the forward pass: `out (batch*heads, full, dim)`, `lse (batch*heads, full)`."""
     dtype = qblocks.dtype
-    masks = _window_masks(okblocks, window, lay)
+    masks = _window_masks(okblocks, window, lay, None if slots is None else slots[2])
     step = _no_autograph(lambda i: _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed,
-                                                  softmax_dtype, own_key_lse))
+                                                  softmax_dtype, own_key_lse, None if slots is None else slots[:2]))
     out, lse = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
                          fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype),
                                               tf.TensorSpec([lay.cap], tf.float32)))
@@ -628,7 +694,8 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, window, out, lse, d_out,
 
 
 def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUERIES, dropout_rate=0.0, seed=None,
-                           parallel_iterations=2, recompute=True, softmax_dtype=tf.float32, own_key_lse=False):
+                           parallel_iterations=2, recompute=True, softmax_dtype=tf.float32, own_key_lse=False,
+                           global_keys=None):
     """`band_attention` computed chunk by chunk, in blocks (any length; see `BandLayout`).
 
     Queries go in blocks of `block` (a divisor of `w`; default `w // 2`, or `w` when odd); a block's keys are
@@ -643,7 +710,12 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
     gradient of the forward loop (kept to check the custom one). `softmax_dtype`: float32 (always, in training),
     or bfloat16 for bfloat16 queries where `band_softmax_dtype` allows it. `own_key_lse` (inference only): the
     log-normaliser from each query's own key (`_forward_chunk`); the rows of queries that are not local get 0.
+    `global_keys` `(kg, vg, slot_ok)` (forward only: `band_with_global_keys` gives it its gradient): the row's global
+    keys in every step's softmax too.
     """
+    if global_keys is not None and recompute:
+        raise ValueError("`global_keys` is computed forward only: call it with `recompute=False` "
+                         "(`band_with_global_keys` adds the gradient).")
     if tf.executing_eagerly():
         parallel_iterations = None  # eager map_fn runs one step at a time (and warns if asked for more)
     block = block or (w // 2 if w % 2 == 0 else w)
@@ -658,9 +730,15 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
     def blocks(q, k, v):
         return _flat_blocks(q, lay, 0, 0), _flat_blocks(k, lay, w, w), _flat_blocks(v, lay, w, w)
 
+    slots = None
+    if global_keys is not None:
+        kg, vg, slot_ok = global_keys
+        bh = [lay.batch * lay.heads, -1, lay.dim]
+        slots = (tf.reshape(kg, bh), tf.reshape(vg, bh), slot_ok)
+
     def forward(qb, kb, vb):
         return _band_forward(qb, kb, vb, okblocks, window, lay, dropout_rate, seed, parallel_iterations,
-                             softmax_dtype, own_key_lse)
+                             softmax_dtype, own_key_lse, slots)
 
     def shaped(x, last=()):
         return tf.reshape(x[:, :lay.length],
@@ -931,21 +1009,34 @@ class LongformerSelfAttention(keras.layers.Layer):
             global_rows_seed = stream_seed(seed, "global_rows")
         q, k, v = self._local_projections(hidden, scale, inference=not training)
         static_len = hidden.shape[1]
+        static_paths = STATIC_SLOTS_EVERYWHERE or xla_context()
+        recompute = RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")
         # The band does not depend on the global tokens: it is computed once, outside the global-count buckets
-        # (the buckets capture it).
-        band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=self.dense_max_length,
-                                            block=self.block_queries, chunk=self.chunk_queries,
-                                            dropout_rate=rate, seed=band_seed, inference=not training)
+        # (the buckets capture it). In inference (outside XLA and ONNX) the local queries' global keys go inside
+        # the band's loop (`band_with_global_keys`, the batch's own count of slots); elsewhere the global paths
+        # widen the band to them (`add_global_keys`).
+        if fuses_global_keys(static_len, training or rate, self.dense_max_length) and not recompute:
+            index, slot_ok = global_slots(is_global, tf.maximum(max_count, 1))
+            kg, vg = (tf.gather(x, index, axis=2, batch_dims=1) for x in (k, v))
+            band_out = band_with_global_keys(q, k, v, mask, w, kg, vg, slot_ok, block=self.block_queries,
+                                             chunk=self.chunk_queries)
+            band_lse = None
+        else:
+            band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=self.dense_max_length,
+                                                block=self.block_queries, chunk=self.chunk_queries,
+                                                dropout_rate=rate, seed=band_seed, inference=not training)
         # Non-local query rows zeroed with a select, not a product with a 0/1 mask: a product's gradient keeps
         # its full-size other factor for the mask's (unused) gradient.
         local_query = tf.equal(mask, 1)[:, :, None, None]
 
         def with_globals(num_slots, fold, q, k, v, band_out, band_lse, hidden):
             index, slot_ok = global_slots(is_global, num_slots)
-            # local queries also see the row's global keys (local projections), in the same softmax
-            kg = tf.gather(k, index, axis=2, batch_dims=1)
-            vg = tf.gather(v, index, axis=2, batch_dims=1)
-            out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
+            if band_lse is None:  # the band took the global keys already (`band_with_global_keys`)
+                out = band_out
+            else:  # local queries also see the row's global keys (local projections), in the same softmax
+                kg = tf.gather(k, index, axis=2, batch_dims=1)
+                vg = tf.gather(v, index, axis=2, batch_dims=1)
+                out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
             out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
@@ -960,9 +1051,6 @@ class LongformerSelfAttention(keras.layers.Layer):
                 gout = tf.matmul(tf.cast(probs, vg_all.dtype), vg_all)  # (b, h, slots, dim)
             return scatter_slots(tf.transpose(gout, [0, 2, 1, 3]), is_global, out)
 
-        static_paths = STATIC_SLOTS_EVERYWHERE or xla_context()
-
-        recompute = RECOMPUTE_GLOBAL_PATHS == "always" or (static_paths and RECOMPUTE_GLOBAL_PATHS == "static")
         weights = [v for name in ("query_global", "key_global", "value_global") for v in getattr(self, name).variables]
 
         def chain(q, k, v, band_out, band_lse, hidden):
