@@ -123,10 +123,45 @@ def test_the_layer_uses_it():
     mask[1, 9:] = 0
     ours = layer(x, mask).numpy()
     fused = layer._feed_forward
-    layer._feed_forward = lambda t: _keras_path(layer, t)
+    layer._feed_forward = lambda t, residual=None: _keras_path(layer, t) + (0.0 if residual is None else residual)
     try:
         theirs = layer(x, mask).numpy()
     finally:
         layer._feed_forward = fused
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     assert isinstance(layer.intermediate_dense, keras.layers.Dense)
+
+
+def test_the_residual_joins_the_products_pattern():
+    """Not training, each residual is added to its product's 2-D output right after the `BiasAdd` (the pattern
+    TensorFlow's rewriter fuses into the oneDNN product), not on the 3-D result."""
+    layer = _layer(np.random.default_rng(8))
+    graph = tf.function(lambda x: layer._feed_forward(x, residual=x)).get_concrete_function(
+        tf.TensorSpec([None, None, 16], tf.float32)).graph
+    adds = [op for op in graph.get_operations() if op.type == "AddV2"]
+    assert any(op.inputs[0].op.type == "BiasAdd" and op.outputs[0].shape.rank == 2 for op in adds)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_inference_equals_training_without_dropout(dtype):
+    """The inference-only paths together (residuals fused into the products, q/k/v from per-head products, the
+    global keys inside the band, the own-key normaliser, bf16 softmax): the training path's numbers when dropout
+    is 0 (float32: 1e-5; bfloat16: within its rounding)."""
+    rng = np.random.default_rng(9)
+    layer = LongformerEncoderLayer(num_heads=2, intermediate_size=40, attention_window=4, dropout=0.0,
+                                   attention_dropout=0.0, dtype=dtype)
+    layer.build((None, None, 16))
+    layer.attention.dense_max_length = 0  # the blocked band at this length
+    for var in layer.weights:
+        var.assign(rng.normal(0, 0.3, size=var.shape).astype(np.float32) + (1.0 if "gamma" in var.path else 0.0))
+    x = tf.constant(rng.normal(size=(2, 40, 16)).astype(np.float32))
+    mask = np.ones((2, 40), np.int32)
+    mask[0, [0, 17]] = 2
+    mask[1, 31:] = 0
+    inference = tf.function(lambda: layer(x, mask, training=False))().numpy().astype(np.float32)
+    training = tf.function(lambda: layer(x, mask, training=True))().numpy().astype(np.float32)
+    keep = (mask != 0)[..., None]
+    if dtype == "float32":
+        np.testing.assert_allclose(inference * keep, training * keep, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_allclose(inference * keep, training * keep, atol=0.06)

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import clone_initializer, serializable
+from tf_longformer.layers.utils import clone_initializer, dense_product, serializable
 
 # Global-slot buckets: under XLA the attention is run with the smallest bucket that holds every row's global
 # tokens (static shapes); the last resort is the (padded) length itself, which always fits. Outside XLA the slots
@@ -989,9 +989,13 @@ class LongformerSelfAttention(keras.layers.Layer):
         self.global_probs_dropout = keras.layers.Dropout(self.dropout, dtype="float32", name="global_probs_dropout")
         self.built = True
 
-    def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False):
+    def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False,
+             residual=None):
+        """`residual` `(batch, length, hidden)`, optional: added to the output (inside the output product's fused
+        kernel: `dense_product`); the encoder layer passes its input when no dropout runs."""
         if return_attention_scores:
-            return self._call_inspect(hidden_states, attention_mask, head_mask, training)
+            out = self._call_inspect(hidden_states, attention_mask, head_mask, training)
+            return out if residual is None else (out[0] + tf.cast(residual, out[0].dtype),) + tuple(out[1:])
         w = self.one_sided_window
         length = tf.shape(hidden_states)[1]
         mask = pad_axis(tf.cast(attention_mask, tf.int32), w)
@@ -1084,7 +1088,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             out = chain(*tensors)
         if head_mask is not None:
             out = out * tf.cast(head_mask, out.dtype)[None, None, :, None]
-        return self._output_projection(out)[:, :length]
+        return self._output_projection(out, None if residual is None else pad_axis(residual, w))[:, :length]
 
     def _folds_global_projections(self, num_slots):
         """Whether the global rows of a `num_slots` bucket fold the key/value projections into their queries.
@@ -1183,19 +1187,19 @@ class LongformerSelfAttention(keras.layers.Layer):
         x = tf.transpose(x, [2, 0, 3, 1, 4])  # (3, batch, heads, length, dim)
         return x[0], x[1], x[2]
 
-    def _output_projection(self, out):
-        """`output_dense(out)` for `out` `(batch, length, heads, dim)`: one 2-D product with `BiasAdd` (fused), the
-        layer's `kernel` and `bias` (a quantized layer is called as a layer)."""
+    def _output_projection(self, out, residual=None):
+        """`output_dense(out)` (`+ residual`, `(batch, length, hidden)`) for `out` `(batch, length, heads, dim)`: one
+        2-D product with the bias and the residual fused in (`dense_product`); a quantized layer is called as a
+        layer."""
         layer = self.output_dense
         if not self._unquantized(layer):
-            return layer(out)
+            y = layer(out)
+            return y if residual is None else y + tf.cast(residual, y.dtype)
         dtype = self.compute_dtype
         width = self.num_heads * self.head_dim
         shape = tf.shape(out)
-        with tf.name_scope(layer.name):
-            y = tf.matmul(tf.reshape(tf.cast(out, dtype), [-1, width]),
-                          tf.reshape(tf.cast(layer.kernel, dtype), [width, -1]))
-            y = tf.nn.bias_add(y, tf.cast(layer.bias, dtype))
+        rows = None if residual is None else tf.reshape(residual, [-1, residual.shape[-1]])
+        y = dense_product(layer, tf.reshape(tf.cast(out, dtype), [-1, width]), dtype, rows)
         # every size explicit: an empty batch leaves a -1 undecided
         return tf.reshape(y, [shape[0], shape[1], layer.kernel.shape[-1]])
 

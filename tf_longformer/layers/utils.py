@@ -15,6 +15,26 @@ def serializable(cls):
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
+def dense_product(layer, x, dtype, residual=None):
+    """`x @ kernel + bias (+ residual)` for tokens as rows, `x` `(tokens, in)` -> `(tokens, out)`, with the Keras
+    layer's weights (`Dense` or `EinsumDense`; `kernel` includes an enabled LoRA update) in `dtype`, in the
+    layer's name scope (the profiles attribute it there).
+
+    `MatMul` + `BiasAdd` (+ `AddV2` of a `(tokens, out)` `residual`) on 2-D tensors is the pattern TensorFlow's
+    graph rewriter fuses into one oneDNN product (`_MklNativeFusedMatMul`): the bias and the residual are added
+    while the product's output is written, not in passes of their own. A Keras layer on a 3-D input reshapes
+    around its `MatMul` and adds the bias on the 3-D result, which does not fuse. Not for quantized layers (their
+    stored kernel is not the matrix they multiply by): call those as layers.
+    """
+    with tf.name_scope(layer.name):
+        y = tf.matmul(x, tf.reshape(tf.cast(layer.kernel, dtype), [x.shape[-1], -1]))
+        if getattr(layer, "bias", None) is not None:
+            y = tf.nn.bias_add(y, tf.reshape(tf.cast(layer.bias, dtype), [-1]))
+        if residual is not None:
+            y = y + tf.cast(residual, dtype)
+        return y
+
+
 def clone_initializer(initializer):
     """A fresh initializer with the same config, so two weights never share random state."""
     if isinstance(initializer, keras.initializers.Initializer):
