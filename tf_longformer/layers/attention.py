@@ -554,14 +554,12 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax
     """
     qbase, kbase, okbase = _chunk_bases(lay, i)
     ok = _rows(masks, okbase, lay.nc)  # (nc, block, pieces * block)
-    keys, values, extra = _side_by_side(kblocks, kbase, lay), None, 0
-    if slots is not None:
+    tiled, extra = (None, None), 0
+    if slots is not None:  # the row's global keys and values, after the band's in the same copy
         row = i // lay.num_chunks
-        kg, vg = slots[0][row], slots[1][row]  # (G, dim)
-        extra = tf.shape(kg)[0]
-        tiled = [tf.broadcast_to(x[None], tf.stack([lay.nc, extra, lay.dim])) for x in (kg, vg)]
-        keys = _side_by_side(kblocks, kbase, lay, after=tiled[0])
-        values = _side_by_side(vblocks, kbase, lay, after=tiled[1])
+        extra = tf.shape(slots[0])[1]
+        tiled = [tf.broadcast_to(x[row][None], tf.stack([lay.nc, extra, lay.dim])) for x in slots]
+    keys = _side_by_side(kblocks, kbase, lay, after=tiled[0])
     scores = tf.matmul(_rows(qblocks, qbase, lay.nc), keys, transpose_b=True)
     scores = tf.where(ok, tf.cast(scores, softmax_dtype), tf.constant(_NEG, softmax_dtype))
     p = tf.nn.softmax(scores, axis=-1)
@@ -583,9 +581,7 @@ def _forward_chunk(i, qblocks, kblocks, vblocks, masks, lay, rate, seed, softmax
     if rate:
         p = p * tf.cast(tf.concat([_piece_keep(seed, i * lay.pieces + j, rate, lay) for j in range(lay.pieces)],
                                   axis=2), p.dtype)
-    if values is None:
-        values = _side_by_side(vblocks, kbase, lay)
-    out = tf.matmul(tf.cast(p, qblocks.dtype), values)
+    out = tf.matmul(tf.cast(p, qblocks.dtype), _side_by_side(vblocks, kbase, lay, after=tiled[1]))
     # rows without a normaliser: output 0, normaliser "-inf", no gradient
     out = tf.where(found[..., None], out, tf.zeros([], out.dtype))
     lse = tf.where(found, lse, _NEG)
