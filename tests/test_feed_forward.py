@@ -165,3 +165,97 @@ def test_inference_equals_training_without_dropout(dtype):
         np.testing.assert_allclose(inference * keep, training * keep, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_allclose(inference * keep, training * keep, atol=0.06)
+
+
+# ------------------------------------------------------------- the training form keeps the pre-activation only
+def _grads(fn, layer, x, probe):
+    weights = [layer.intermediate_dense.kernel, layer.intermediate_dense.bias, layer.output_dense.kernel,
+               layer.output_dense.bias]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * probe)
+    return [y] + tape.gradient(loss, [x] + weights)
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu", "tanh"])
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_activation_product_gradients_equal_autodiff(act, mode):
+    """`activation_product` (the training form of `_feed_forward`: the backward pass recomputes the activation)
+    against autodiff of the Dense layers: output and every gradient (input, both kernels and biases), float32."""
+    rng = np.random.default_rng(7)
+    layer = _layer(rng, act=act)
+    x = tf.constant(rng.normal(size=(3, 10, 16)).astype(np.float32))
+    probe = tf.constant(rng.normal(size=(3, 10, 16)).astype(np.float32))
+
+    def run(fn):
+        call = lambda: _grads(fn, layer, x, probe)  # noqa: E731
+        if mode != "eager":
+            call = tf.function(call, jit_compile=mode == "xla")
+        return [t.numpy() for t in call()]
+
+    ours, theirs = run(layer._feed_forward), run(lambda t: _keras_path(layer, t))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_activation_product_gradients_in_bfloat16():
+    """Mixed bf16: the gradients reach the float32 variables (through the casts), within bf16 rounding of the
+    Dense layers' autodiff."""
+    rng = np.random.default_rng(8)
+    layer = _layer(rng, dtype="mixed_bfloat16")
+    x = tf.cast(tf.constant(rng.normal(size=(2, 9, 16)).astype(np.float32)), tf.bfloat16)
+    probe = tf.constant(rng.normal(size=(2, 9, 16)).astype(np.float32))
+    ours = _grads(layer._feed_forward, layer, x, probe)
+    theirs = _grads(lambda t: _keras_path(layer, t), layer, x, probe)
+    assert ours[0].dtype == tf.bfloat16 and ours[1].dtype == tf.bfloat16
+    assert all(g.dtype == tf.float32 for g in ours[2:])
+    for a, b in zip(ours, theirs):
+        a, b = (np.asarray(tf.cast(t, tf.float32)) for t in (a, b))
+        assert np.abs(a - b).max() <= 0.03 * np.abs(b).max() + 1e-6
+
+
+def test_the_training_form_keeps_one_intermediate_tensor():
+    """What the gradient keeps (the memory profile's rule): ONE `(tokens, intermediate)` tensor, the
+    pre-activation, where autodiff of the Dense layers keeps two (the pre-activation and the activation)."""
+    from tf_longformer.apps import memory_profile
+
+    layer = _layer(np.random.default_rng(9), inner=40)
+    x = tf.constant(np.random.default_rng(9).normal(size=(2, 12, 16)).astype(np.float32))
+    variables = layer.intermediate_dense.trainable_variables + layer.output_dense.trainable_variables
+
+    def kept_wide(fn):
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(fn(x) ** 2)
+            return loss, tape.gradient(loss, [x] + variables)
+
+        graph = step.get_concrete_function(x).graph
+        rows = memory_profile.kept_tensors(graph, graph.outputs[0])
+        return [r for r in rows if r[1] is not None and r[1][-1:] == (40,) and np.prod(r[1]) == 24 * 40]
+
+    ours, theirs = kept_wide(layer._feed_forward), kept_wide(lambda t: _keras_path(layer, t))
+    assert len(ours) == 1 and len(theirs) == 2, (ours, theirs)
+
+
+def test_lora_gradients_use_autodiff():
+    """With LoRA enabled the training form is not used (the kernel is a sum of variables): the gradients reach
+    the LoRA factors as autodiff of the Dense layers gives them."""
+    rng = np.random.default_rng(10)
+    layer = _layer(rng)
+    for dense in (layer.intermediate_dense, layer.output_dense):
+        dense.enable_lora(2)
+        dense.lora_kernel_b.assign(rng.normal(size=dense.lora_kernel_b.shape).astype(np.float32))
+    x = tf.constant(rng.normal(size=(2, 7, 16)).astype(np.float32))
+    variables = layer.intermediate_dense.trainable_variables + layer.output_dense.trainable_variables
+    assert len(variables) == 6  # per layer: bias and the two LoRA factors (the kernel is frozen)
+    results = []
+    for fn in (layer._feed_forward, lambda t: _keras_path(layer, t)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(fn(x) ** 2)
+        results.append(tape.gradient(loss, variables))
+    assert all(g is not None for g in results[0])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)

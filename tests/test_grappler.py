@@ -50,3 +50,110 @@ def test_the_optimized_graph_equals_the_unoptimized_one(grappler):
         for v, a, b in zip(model.trainable_variables, grads_a, grads_b):
             np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(),
                                        atol=1e-6, rtol=1e-5, err_msg=f"{i} {v.path}")
+
+
+# ---------------------------------------------------------------------- training_graph_options (issue 13)
+def _constant_folding():
+    return tf.config.optimizer.get_experimental_options().get("constant_folding")
+
+
+def test_training_graph_options_turn_constant_folding_off_and_restore_it(grappler):
+    from tf_longformer.training import training_graph_options
+
+    assert _constant_folding() is None  # unset: TensorFlow's default
+    with training_graph_options():
+        assert _constant_folding() is False
+        with training_graph_options():  # nested: the outer block restores
+            assert _constant_folding() is False
+        assert _constant_folding() is False
+    assert _constant_folding() is None
+    with pytest.raises(RuntimeError):
+        with training_graph_options():
+            raise RuntimeError("a failing step")
+    assert _constant_folding() is None  # restored after an error too
+    tf.config.optimizer.set_experimental_options({"constant_folding": False})  # a user's own choice is kept
+    try:
+        with training_graph_options():
+            assert _constant_folding() is False
+        assert _constant_folding() is False
+    finally:
+        from tf_longformer.training import _restore_constant_folding
+
+        _restore_constant_folding()
+    assert _constant_folding() is None
+
+
+def test_fit_runs_its_training_step_without_constant_folding(grappler, rng):
+    """`make_train_function` wraps Keras' step: the options seen WHILE the step runs (a `py_function` inside it,
+    executed at run time) have constant folding off; after `fit` they are the user's again."""
+    model = T.TFLongformerForSequenceClassification(tiny_config())
+    model.compile(optimizer="adam")
+    seen = []
+    train_step = model.train_step
+
+    def recording_step(data):
+        flag = tf.py_function(lambda: seen.append(_constant_folding()) or np.int32(0), [], tf.int32)
+        with tf.control_dependencies([flag]):
+            return train_step(data)
+
+    model.train_step = recording_step
+    x = {"input_ids": rng.integers(3, 60, (4, 12)).astype("int32"), "labels": rng.integers(0, 3, 4)}
+    history = model.fit(x, epochs=1, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert seen == [False, False]  # two steps, each under the options
+    assert _constant_folding() is None
+    assert getattr(model.train_function, "in_training_graph_options", False)
+
+
+def _large_constants(function, args, config):
+    """Bytes of the `Const` nodes over 64 KiB in Grappler's optimized graph of `function(*args)` under `config`."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    graph = function.get_concrete_function(*args).graph
+    meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(), graph=graph)
+    fetch = meta_graph_pb2.CollectionDef()
+    fetch.node_list.value.extend([t.name for t in graph.outputs])
+    meta.collection_def["train_op"].CopyFrom(fetch)
+    optimized = tf_optimizer.OptimizeGraph(config, meta)
+    nodes = list(optimized.node) + [n for f in optimized.library.function for n in f.node_def]
+    total = 0
+    for node in nodes:
+        if node.op == "Const":
+            t = node.attr["value"].tensor
+            size = int(np.prod([d.size for d in t.tensor_shape.dim])) * tf.dtypes.as_dtype(t.dtype).size
+            total += size if size > 2**16 else 0
+    return total
+
+
+def test_a_static_training_step_keeps_no_activation_sized_constants_without_constant_folding(grappler):
+    """Why `training_graph_options` exists: a training step traced at a static length (blocked band, a global
+    token) gets activation-sized constants from Grappler (the zeros of untaken `tf.cond` branches' gradients and of
+    its memory optimizer's gradient accumulators), kept for the life of the step; under our options, none."""
+    from tensorflow.python.eager import context
+
+    from tf_longformer.training import training_graph_options
+
+    model = T.TFLongformerForSequenceClassification(tiny_config(
+        hidden_size=64, num_attention_heads=4, intermediate_size=96, attention_window=[16, 16],
+        max_position_embeddings=1030, global_buckets=[4]))  # 1024 tokens: the blocked band
+    ids = np.full((1, 1024), 7, np.int32)
+    glob = np.zeros_like(ids)
+    glob[:, 0] = 1
+    args = (tf.constant(ids), tf.constant(glob))
+    model(args[0][:, :32], global_attention_mask=args[1][:, :32])
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(ids, glob):
+        with tf.GradientTape() as tape:
+            loss = model(ids, global_attention_mask=glob, labels=tf.constant([1]), training=True).loss
+        grads = tape.gradient(loss, variables)
+        return loss, tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
+
+    activation = 1024 * 64 * 4  # bytes of one (1, 1024, 64) float32 tensor
+    default = _large_constants(step, args, context.context().config)
+    with training_graph_options():
+        ours = _large_constants(step, args, context.context().config)
+    assert default >= 4 * activation, default  # what the option removes (a regression in TensorFlow would show here)
+    assert ours < activation, ours

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_longformer.layers.attention import DEFAULT_GLOBAL_BUCKETS, LongformerSelfAttention
-from tf_longformer.layers.utils import LayerNorm, dense_product, get_activation, serializable
+from tf_longformer.layers.utils import LayerNorm, activation_product, dense_product, get_activation, serializable
 
 
 @serializable
@@ -144,6 +144,9 @@ class LongformerEncoderLayer(keras.layers.Layer):
             return y if residual is None else y + residual
         dtype = self.compute_dtype
         h = dense_product(inner, tf.reshape(tf.cast(x, dtype), [-1, x.shape[-1]]), dtype)
+        if residual is None and not getattr(outer, "lora_enabled", False):
+            # the training form: its gradient keeps the pre-activation only (`activation_product`)
+            return tf.reshape(activation_product(self._act, outer, h, dtype, scope=inner.name), tf.shape(x))
         with tf.name_scope(inner.name):
             h = self._act(h)
         rows = None if residual is None else tf.reshape(residual, [-1, residual.shape[-1]])
