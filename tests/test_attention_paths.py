@@ -112,15 +112,16 @@ def test_graph_and_xla_with_unknown_length(jit):
             assert np.all(np.isfinite(grad(hidden, mask).numpy()))
 
 
-def _if_ops(graph_def):
-    return sum(n.op in ("If", "StatelessIf") for n in graph_def.node) + sum(
-        n.op in ("If", "StatelessIf") for f in graph_def.library.function for n in f.node_def)
+def _if_ops(graph_def, ops=("If", "StatelessIf")):
+    return sum(n.op in ops for n in graph_def.node) + sum(
+        n.op in ops for f in graph_def.library.function for n in f.node_def)
 
 
 def test_paths_traced_outside_and_under_xla():
-    """Outside XLA one `tf.cond` per run of buckets with the same fold choice (base size, default buckets: folded
-    up to 16 global tokens, unfolded beyond: 2), plus the band's own-key normaliser's fallback in the inference
-    loop step (1); under XLA one per bucket and one for the full length (4), and none in the band."""
+    """Outside XLA ONE `tf.switch_case` whose branches are "no global token" and one per run of buckets with the
+    same fold choice (base size, default buckets: folded up to 16 global tokens, unfolded beyond: 3 branches),
+    and one `tf.cond`, the band's own-key normaliser's fallback in the inference loop step; under XLA one
+    `tf.cond` per bucket and one for the full length (4), no `Case`, and none in the band."""
     layer = LongformerSelfAttention(num_heads=12, head_dim=64, attention_window=8)
     layer(tf.zeros([1, 8, 768]), tf.ones([1, 8], tf.int32))
     spec = [tf.TensorSpec([None, None, 768]), tf.TensorSpec([None, None], tf.int32)]
@@ -131,7 +132,9 @@ def test_paths_traced_outside_and_under_xla():
             return layer(h, m)
         graph = tf.function(probe, input_signature=spec, jit_compile=jit).get_concrete_function().graph
         seen[f"ifs-{jit}"] = _if_ops(graph.as_graph_def())
-    assert seen == {False: False, True: True, "ifs-False": 3, "ifs-True": 4}
+        cases = [n for n in graph.as_graph_def().node if n.op in ("Case", "StatelessCase")]
+        seen[f"cases-{jit}"] = [len(n.attr["branches"].list.func) for n in cases]
+    assert seen == {False: False, True: True, "ifs-False": 1, "ifs-True": 4, "cases-False": [3], "cases-True": []}
     assert not attention.xla_context()  # eager
 
 
@@ -534,12 +537,13 @@ def test_global_keys_widen_the_band_with_the_gradients_of_the_softmax_halves():
 
     graph = step.get_concrete_function().graph
     full = 0  # kept intermediates of (batch, heads, length, dim) or (batch, length, heads, dim) size
-    for op in graph.get_operations():
-        if op.type in ("If", "StatelessIf") and not op.name.startswith("gradient_tape"):
-            branch = graph._get_function(op.get_attr("then_branch").name).graph
-            for t in branch.outputs:
-                if t.op.type == "OptionalFromValue" and t.op.inputs[0].shape.is_fully_defined():
-                    full += t.op.inputs[0].shape.as_list() in ([1, 2, 32, 4], [1, 32, 2, 4])
+    for op in graph.get_operations():  # the global paths: the branches of one `Case` (outside XLA)
+        if op.type in ("Case", "StatelessCase") and not op.name.startswith("gradient_tape"):
+            for name in op.get_attr("branches"):
+                branch = graph._get_function(name.name).graph
+                for t in branch.outputs:
+                    if t.op.type == "OptionalFromValue" and t.op.inputs[0].shape.is_fully_defined():
+                        full += t.op.inputs[0].shape.as_list() in ([1, 2, 32, 4], [1, 32, 2, 4])
     # 2: the global rows' keys and values of every token (unfolded here: 32 tokens; their products' gradients read
     # them). The band's output, read by the gradient of its share, comes from outside the branch. Before: also the
     # slots' softmax half and its unnormalised product (4), and before that the merged numerator and the unmasked

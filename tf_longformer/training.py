@@ -20,11 +20,9 @@ and LayerNorm, gradients clipped to a global norm of 1.0) and each head's loss a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import threading
 
 import h5py
 import keras
@@ -39,64 +37,6 @@ DEFAULT_WEIGHT_DECAY = 0.01
 DEFAULT_CLIPNORM = 1.0
 NO_DECAY = ("bias", "gamma", "beta")  # Keras names of biases and LayerNorm scale / offset
 IGNORE_INDEX = -100
-
-
-# ------------------------------------------------------------------------------------ training graphs
-_GRAPH_OPTIONS_LOCK = threading.Lock()
-_GRAPH_OPTIONS_DEPTH = [0]
-
-
-@contextlib.contextmanager
-def training_graph_options():
-    """TensorFlow's graph optimizer (Grappler) without constant folding, for the training steps called inside.
-
-    Why: with static shapes (a fixed batch and length, as in `fit` on fixed-length batches or any traced step),
-    Grappler turns zeros of every shape it can infer into constants kept by the step for as long as the step
-    exists: the gradients of `tf.cond`'s untaken branches (the global-token paths' bucket chain), and the zero
-    accumulators its memory optimizer gives a sum of three or more gradients (a layer's `q`, `k`, `v`, band output
-    and input). Measured at base size, one global token, masked LM with 15% of tokens labelled, Intel Xeon with AMX:
-    1.13 GB of constants at 4096 tokens, about 4 GB at 16,384 with gradient checkpointing, all of it live through
-    every step; without constant folding the step keeps none, and its peak RSS fell from 8.77 to 7.71 GiB at 4096
-    (allocator peak 7.15 -> 5.96 GB) at the same speed (within this machine's noise).
-
-    The options are TensorFlow's global ones (`tf.config.optimizer.set_experimental_options`), read when a
-    `tf.function` is called: the functions called inside this block are optimized (and cached) with constant
-    folding off, the others keep theirs. `TFLongformerPreTrainedModel.make_train_function` wraps `fit`'s step in
-    it; use it around your own training step's calls. The options are per process, their cached call options per
-    thread: another thread that builds its call options while the block runs gets them too. Does nothing inside a
-    `tf.function` (its calls take the options of the outermost call) or when constant folding is already off.
-    """
-    if not tf.executing_eagerly():
-        yield
-        return
-    with _GRAPH_OPTIONS_LOCK:
-        entered = _GRAPH_OPTIONS_DEPTH[0] == 0 and \
-            tf.config.optimizer.get_experimental_options().get("constant_folding", True) is not False
-        if entered:
-            tf.config.optimizer.set_experimental_options({"constant_folding": False})
-        _GRAPH_OPTIONS_DEPTH[0] += 1
-    try:
-        yield
-    finally:
-        with _GRAPH_OPTIONS_LOCK:
-            _GRAPH_OPTIONS_DEPTH[0] -= 1
-            if entered and _GRAPH_OPTIONS_DEPTH[0] == 0:
-                _restore_constant_folding()
-
-
-def _restore_constant_folding():
-    """Constant folding back to what it was before `training_graph_options` (unset: TensorFlow's default).
-    TensorFlow has no public call that unsets one option; where its context keeps them as a dict (TF 2.16-2.21),
-    the key is removed, elsewhere it is set on."""
-    from tensorflow.python.eager import context
-
-    ctx = context.context()
-    options = getattr(ctx, "_optimizer_experimental_options", None)
-    if isinstance(options, dict) and "constant_folding" in options:
-        options.pop("constant_folding")
-        tf.config.optimizer.set_experimental_options({})  # resets the cached function-call options
-    else:
-        tf.config.optimizer.set_experimental_options({"constant_folding": True})
 
 
 # --------------------------------------------------------------------------------------------- optimizer

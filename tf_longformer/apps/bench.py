@@ -46,7 +46,6 @@ Worker entry point (one measurement, used by the parent): `python -m tf_longform
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
@@ -314,29 +313,21 @@ def _worker(spec: dict) -> dict:
         graph = step.get_concrete_function().graph
         kept = memory_profile.kept_tensors(graph, graph.outputs[0])
         result["memory_profile"] = memory_profile.summarize(kept, length * batch)
-    # our training steps run as `fit` runs them (`TFLongformerPreTrainedModel.make_train_function`): inside
-    # `training_graph_options()`
-    scope = contextlib.nullcontext
-    if mode in TRAIN_MODES and impl != "dense":
-        from tf_longformer import training as T_training
-
-        scope = T_training.training_graph_options
-    with scope():
+    t0 = time.perf_counter()
+    step().numpy()
+    result["first_call_s"] = time.perf_counter() - t0
+    for _ in range(int(spec.get("warmup", 1))):
+        step().numpy()
+    times = []
+    for _ in range(int(spec.get("repeats", 3))):
         t0 = time.perf_counter()
         step().numpy()
-        result["first_call_s"] = time.perf_counter() - t0
-        for _ in range(int(spec.get("warmup", 1))):
-            step().numpy()
-        times = []
-        for _ in range(int(spec.get("repeats", 3))):
-            t0 = time.perf_counter()
-            step().numpy()
-            times.append(time.perf_counter() - t0)
-        result["times"] = times
-        if spec.get("op_profile"):
-            from tf_longformer.apps import op_profile
+        times.append(time.perf_counter() - t0)
+    result["times"] = times
+    if spec.get("op_profile"):
+        from tf_longformer.apps import op_profile
 
-            result["op_profile"] = op_profile.profile_step(step, calls=int(spec.get("op_profile_calls", 2)))
+        result["op_profile"] = op_profile.profile_step(step, calls=int(spec.get("op_profile_calls", 2)))
     return result
 
 

@@ -1181,7 +1181,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         x = tf.nn.bias_add(x, tf.concat(biases, axis=0))
         x = tf.reshape(x, [shape[0], shape[1], 3, self.num_heads, self.head_dim])
         x = tf.transpose(x, [2, 0, 3, 1, 4])  # (3, batch, heads, length, dim)
-        return x[0], x[1], x[2]
+        # unstacked, not indexed: the gradient of `x[i]` is a full-size `(3, ...)` tensor per slice, summed by a
+        # three-way `AddN` (which Grappler then gives a zeros constant of that size); an unstack's is one stack
+        return tuple(tf.unstack(x, num=3, axis=0))
 
     def _output_projection(self, out, residual=None):
         """`output_dense(out)` (`+ residual`, `(batch, length, hidden)`) for `out` `(batch, length, heads, dim)`: one
@@ -1252,8 +1254,8 @@ class LongformerSelfAttention(keras.layers.Layer):
         """Runs `attend(slots, fold)` for the batch's global tokens (`attend(0)`: none), `fold` the choice of
         `_folds_global_projections`.
 
-        `attend(0)` (no global token: the band alone, a transpose) is computed unconditionally; then a FLAT
-        sequence of `tf.cond`, each either computing its path (the selected one) or passing the previous value
+        Under XLA, `attend(0)` (no global token: the band alone, a transpose) is computed unconditionally; then a
+        FLAT sequence of `tf.cond`, each either computing its path (the selected one) or passing the previous value
         through. Exactly one path beyond `attend(0)` runs.
         - Under XLA (`xla_context()`), shapes must be static: one path per bucket and one for the full length,
           each with its bucket's number of slots; the smallest bucket that holds every row's global tokens runs.
@@ -1261,15 +1263,16 @@ class LongformerSelfAttention(keras.layers.Layer):
           buckets, in order, are grouped into runs with the same fold choice, and each run is ONE path. With the
           default buckets at base size that is two paths (folded up to 16 global tokens, unfolded beyond)
           instead of four, and a batch never pays for empty slots. The numbers are the static paths' (the
-          extra slots there are masked out) up to float32 summation order.
+          extra slots there are masked out) up to float32 summation order. There the paths and `attend(0)` are
+          the branches of ONE `tf.switch_case` (see the comment there), not a chain.
 
         Each path costs seconds per layer to trace and first run in a training step, which is why there are as
         few as possible. Flat, not nested: in a nested chain every level's gradient carries the intermediates of
         the levels inside it (tiny config, one layer, buckets (4,): trace plus first gradient step 8.5 s nested,
         5.4 s flat). The unconditional `attend(0)` is one transpose and multiply per layer: at 4096 tokens (base
         size) the forward and training step stayed within noise (one back-to-back pair: 1.05 and 1.05).
-        A chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under XLA
-        (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
+        Under XLA a chain of `tf.cond`, not one `tf.switch_case`: the gradient of a `Case` corrupted memory under
+        XLA (TF 2.21) when a branch combines two captured tensors of unknown batch or length.
         """
         if SINGLE_GLOBAL_PATH:  # no global token: the empty slot weighs exactly 0 (see `add_global_keys`)
             return attend(tf.maximum(max_count, 1))
@@ -1289,7 +1292,16 @@ class LongformerSelfAttention(keras.layers.Layer):
                     runs[-1][1] = i
                 else:
                     runs.append([i, i, folds[i]])
-            paths = [((selected >= first) & (selected <= last), max_count, fold) for first, last, fold in runs]
+            # ONE `tf.switch_case` over "no global token" and the runs: every tensor the paths read has ONE consumer
+            # here. With the flat chain each had one per `tf.cond` (plus the band's), and the sum of three or more
+            # gradients of one static shape is what Grappler's memory optimizer turns into an accumulator with a
+            # zeros initializer, which constant folding then keeps as a constant for the life of the step (five
+            # per layer, 60 MiB per layer at 4096 tokens, base size). Not under XLA (see the docstring).
+            index = tf.add_n([tf.cast((selected >= first) & (selected <= last), tf.int32) * (k + 1)
+                              for k, (first, last, _) in enumerate(runs)]) if runs else tf.zeros([], tf.int32)
+            branches = [_no_autograph(lambda: attend(0))] + [
+                _no_autograph(lambda fold=fold: attend(max_count, fold)) for _, _, fold in runs]
+            return tf.switch_case(index, branches)
         out = attend(0)
         for pred, slots, fold in paths:
             out = tf.cond(pred, _no_autograph(lambda slots=slots, fold=fold: attend(slots, fold)),

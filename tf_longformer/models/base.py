@@ -269,26 +269,12 @@ class TFLongformerPreTrainedModel(HuggingFaceAdapter, keras.Model):
         Without a distribution strategy, Keras (TF backend) builds both inside the first trace of the training
         step; variables created there make `tf.function` trace the whole step a second time. Built first, it is
         traced once: the first `fit` of the tiny test model took 18.0 s of CPU, 9.2 s built first (2 cores, under
-        load). Under a strategy Keras builds them itself, in its scope, before tracing.
-
-        Each call of the step runs inside `training.training_graph_options()` (no constant folding: with static
-        shapes Grappler would keep zeros of the gradients' shapes as constants, 1.13 GB at 4096 tokens)."""
+        load). Under a strategy Keras builds them itself, in its scope, before tracing."""
         if (self.train_function is None or force) and self.optimizer is not None and not self.optimizer.built \
                 and getattr(self, "_distribute_strategy", None) is None:
             self.build()
             self.optimizer.build(self.trainable_variables)
-        super().make_train_function(force)
-        function = self.train_function  # (Keras' own returns None when it makes the function)
-        if function is None or getattr(function, "in_training_graph_options", False):
-            return function
-
-        def train_function(*args, **kwargs):
-            with training.training_graph_options():
-                return function(*args, **kwargs)
-
-        train_function.in_training_graph_options = True
-        self.train_function = train_function
-        return train_function
+        return super().make_train_function(force)
 
     # Keras' steps, marked: while one is traced, `in_keras_step` is True (a Python flag read at trace time), so a
     # task may return from `head` only what its compiled loss and metrics need (`loss_targets` completes it).
