@@ -1298,7 +1298,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             # zeros initializer, which constant folding then keeps as a constant for the life of the step (five
             # per layer, 60 MiB per layer at 4096 tokens, base size). Not under XLA (see the docstring).
             index = tf.add_n([tf.cast((selected >= first) & (selected <= last), tf.int32) * (k + 1)
-                              for k, (first, last, _) in enumerate(runs)]) if runs else tf.zeros([], tf.int32)
+                              for k, (first, last, _) in enumerate(runs)])  # runs: at least the full length's
             branches = [_no_autograph(lambda: attend(0))] + [
                 _no_autograph(lambda fold=fold: attend(max_count, fold)) for _, _, fold in runs]
             return tf.switch_case(index, branches)

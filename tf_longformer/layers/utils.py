@@ -27,12 +27,14 @@ def dense_product(layer, x, dtype, residual=None):
     stored kernel is not the matrix they multiply by): call those as layers.
     """
     with tf.name_scope(layer.name):
-        y = tf.matmul(x, tf.reshape(tf.cast(layer.kernel, dtype), [x.shape[-1], -1]))
-        if getattr(layer, "bias", None) is not None:
-            y = tf.nn.bias_add(y, tf.reshape(tf.cast(layer.bias, dtype), [-1]))
-        if residual is not None:
-            y = y + tf.cast(residual, dtype)
-        return y
+        y = _product(x, layer.kernel, getattr(layer, "bias", None), dtype)
+        return y if residual is None else y + tf.cast(residual, dtype)
+
+
+def _product(x, kernel, bias, dtype):
+    """`x @ kernel + bias` in `dtype`, the kernel flattened to `(in, out)` (`bias` may be None)."""
+    y = tf.matmul(x, tf.reshape(tf.cast(kernel, dtype), [x.shape[-1], -1]))
+    return y if bias is None else tf.nn.bias_add(y, tf.reshape(tf.cast(bias, dtype), [-1]))
 
 
 def activation_product(act, layer, x, dtype, scope=None):
@@ -49,27 +51,23 @@ def activation_product(act, layer, x, dtype, scope=None):
     """
     kernel, bias = layer.kernel.value, getattr(layer, "bias", None)
     bias = None if bias is None else bias.value
-
-    def forward(x, kernel, bias):
-        k = tf.reshape(tf.cast(kernel, dtype), [x.shape[-1], -1])
-        with tf.name_scope(scope or "activation"):
-            h = act(x)
-        with tf.name_scope(layer.name):
-            y = tf.matmul(h, k)
-            return (y if bias is None else tf.nn.bias_add(y, tf.reshape(tf.cast(bias, dtype), [-1]))), k
+    scope = scope or "activation"
 
     @tf.custom_gradient
     def run(x, kernel, *bias):
-        y, k = forward(x, kernel, bias[0] if bias else None)
+        with tf.name_scope(scope):
+            h = act(x)
+        with tf.name_scope(layer.name):
+            y = _product(h, kernel, bias[0] if bias else None, dtype)
 
         def grad(dy):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                with tf.name_scope(scope or "activation"):
+                with tf.name_scope(scope):
                     h = act(x)
             with tf.name_scope(layer.name):
                 d_kernel = tf.reshape(tf.cast(tf.matmul(h, dy, transpose_a=True), kernel.dtype), tf.shape(kernel))
-                dh = tf.matmul(dy, k, transpose_b=True)
+                dh = tf.matmul(dy, tf.reshape(tf.cast(kernel, dtype), [x.shape[-1], -1]), transpose_b=True)
             dx = tape.gradient(h, x, output_gradients=dh)
             d_bias = [tf.reshape(tf.cast(tf.reduce_sum(dy, 0), b.dtype), tf.shape(b)) for b in bias]
             return (dx, d_kernel, *d_bias)
