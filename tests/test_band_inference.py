@@ -202,3 +202,31 @@ def test_global_keys_inside_the_band_in_bfloat16_and_only_in_inference(monkeypat
     keep = (mask.numpy() != 0)[..., None]
     scale = np.abs(merged).max()
     np.testing.assert_allclose(fused * keep, merged * keep, atol=0.03 * scale)
+
+
+def test_half_precision_inference_projections_add_the_bias_in_the_product():
+    """bfloat16, not training: each of `q, k, v` is ONE product of `[x, 1, 0...]` and `[W; b; 0...]`
+    (`_with_bias_column`): no broadcast add over `(batch, heads, length, dim)` in the graph, and each output is
+    the exact `x W + b` (of the bfloat16 inputs) rounded once to bfloat16."""
+    layer = attention.LongformerSelfAttention(num_heads=3, head_dim=8, attention_window=8, dense_max_length=0,
+                                              dtype="mixed_bfloat16")
+    rng = np.random.default_rng(11)
+    hidden = tf.constant(rng.normal(size=(2, 40, 24)).astype(np.float32))
+    layer(hidden, tf.ones([2, 40], tf.int32))
+    for var in layer.weights:
+        var.assign(rng.normal(size=var.shape).astype(np.float32) * 0.3 + 2.0)  # bias large against x W
+    h = tf.cast(hidden, tf.bfloat16)
+    fn = tf.function(lambda h: layer._local_projections(h, 0.125, inference=True))
+    graph = fn.get_concrete_function(h).graph
+    adds = [op for op in graph.get_operations() if op.type in ("AddV2", "Add") and op.outputs[0].shape.rank == 4]
+    assert not adds, [op.name for op in adds]
+    x64 = tf.cast(h, tf.float64).numpy()
+    for out, dense, scale in zip(fn(h), (layer.query, layer.key, layer.value), (0.125, 1.0, 1.0)):
+        kernel = tf.cast(tf.cast(dense.kernel, tf.bfloat16), tf.float64).numpy().reshape(24, -1) * scale
+        bias = tf.cast(tf.cast(dense.bias, tf.bfloat16), tf.float64).numpy().reshape(-1) * scale
+        exact = (x64 @ kernel + bias).reshape(2, 40, 3, 8).transpose(0, 2, 1, 3)
+        once = tf.cast(tf.cast(exact, tf.bfloat16), tf.float64).numpy()
+        got = tf.cast(out, tf.float64).numpy()
+        # rounded once: the nearest bfloat16 but for float32 accumulation order at a rounding boundary
+        assert np.mean(got == once) > 0.99
+        np.testing.assert_allclose(got, exact, rtol=2**-8, atol=1e-6)
