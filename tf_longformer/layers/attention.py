@@ -224,6 +224,114 @@ def _recomputed(fn, tensors, variables=()):
     return run(*tensors, *values)
 
 
+# ------------------------------------------------------------------ static paths: the full length, row by row
+# Under XLA (static slots) the last-resort path has as many slots as tokens: its global rows and the local
+# queries' global keys are `(length, length)` per head (at 16,384 tokens, base size, 12.9 GB per such tensor in
+# float32; XLA asked for 103.76 GiB). There they go in loop steps of at most this many rows (`chunked_rows`).
+GLOBAL_CHUNK_ROWS = 512
+
+
+def _row_chunk(rows, limit):
+    """The largest divisor of `rows` that is at most `limit` (rows per loop step of `chunked_rows`)."""
+    return next(c for c in range(min(rows, limit), 0, -1) if rows % c == 0)
+
+
+def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
+    """`fn(step, *row_chunks, *shared_rows)` over every `(batch*heads)` row and chunk of `chunk` rows, one loop step
+    each: `(batch*heads, R, dim)`, what `fn` over all `R` rows at once would give, without its `(R, ...)` temporaries
+    (`fn` is row-wise: each output row depends on its own rows of `rows` only, and on the whole `shared`).
+
+    `rows`: tensors `(batch*heads, R, ...)`, `R` static and a multiple of `chunk`; `shared`: tensors `(batch*heads,
+    ...)`, each step gets its row's. `fn` gets the chunks (`(chunk, ...)`) and returns `(chunk, out_dim)` of
+    `out_dtype`; `step` (a
+    scalar tensor, the same in the forward and the backward pass) seeds its dropout.
+
+    The gradient is a second loop, over the `batch*heads` rows and, inside, their chunks: each chunk is recomputed
+    under a tape (nothing of `fn` is kept between the passes), its rows' gradients written out, the shared tensors'
+    ones summed over the chunks. Gradients reach the floating-point inputs (None for the others: masks)."""
+    n_rows, n_shared = len(rows), len(shared)
+    length = rows[0].shape[1]
+    if length is None or length % chunk:
+        raise ValueError(f"chunked_rows needs a static number of rows that `chunk` divides, got {length} and {chunk}.")
+    n = length // chunk
+
+    def pieces(r, c, rows, shared):
+        return ([tf.reshape(_rows(x[r], c * chunk, chunk), [chunk] + x.shape[2:].as_list()) for x in rows]
+                + [x[r] for x in shared])
+
+    @tf.custom_gradient
+    def run(*inputs):
+        bh = tf.shape(inputs[0])[0]
+
+        def step(i):
+            return fn(i, *pieces(i // n, i % n, inputs[:n_rows], inputs[n_rows:]))
+
+        out = tf.map_fn(_no_autograph(step), tf.range(bh * n),
+                        fn_output_signature=tf.TensorSpec([chunk, out_dim], out_dtype))
+        out = tf.reshape(out, [bh, length, out_dim])
+
+        def grad(d_out):
+            floats = [j for j, x in enumerate(inputs) if x.dtype.is_floating]
+
+            def per_row(r):
+                d_row = d_out[r]
+                acc = [tf.zeros_like(inputs[j][r]) for j in floats if j >= n_rows]
+                arrays = [tf.TensorArray(inputs[j].dtype, size=n, element_shape=[chunk] + inputs[j].shape[2:].as_list())
+                          for j in floats if j < n_rows]
+
+                def body(c, acc, arrays):
+                    xs = pieces(r, c, inputs[:n_rows], inputs[n_rows:])
+                    watched = [xs[j] for j in floats]
+                    with tf.GradientTape() as tape:
+                        tape.watch(watched)
+                        y = fn(r * n + c, *xs)
+                    gs = tape.gradient(y, watched, output_gradients=_rows(d_row, c * chunk, chunk))
+                    gs = [tf.zeros_like(x) if g is None else g for x, g in zip(watched, gs)]
+                    g_rows = [g for j, g in zip(floats, gs) if j < n_rows]
+                    g_shared = [g for j, g in zip(floats, gs) if j >= n_rows]
+                    return (c + 1, [a + g for a, g in zip(acc, g_shared)],
+                            [t.write(c, g) for t, g in zip(arrays, g_rows)])
+
+                _, acc, arrays = tf.while_loop(lambda c, *_: c < n, _no_autograph(body), (tf.constant(0), acc, arrays),
+                                               maximum_iterations=n)
+                return tuple(tf.reshape(t.stack(), [length] + t.element_shape[1:].as_list()) for t in arrays) + tuple(acc)
+
+            specs = tuple(tf.TensorSpec([length] + inputs[j].shape[2:].as_list(), inputs[j].dtype)
+                          for j in floats if j < n_rows)
+            specs += tuple(tf.TensorSpec(inputs[j].shape[1:], inputs[j].dtype) for j in floats if j >= n_rows)
+            found = iter(tf.map_fn(_no_autograph(per_row), tf.range(bh), fn_output_signature=specs))
+            by_index = {}
+            for j in [j for j in floats if j < n_rows] + [j for j in floats if j >= n_rows]:
+                by_index[j] = next(found)
+            return [by_index.get(j) for j in range(len(inputs))]
+
+        return out, grad
+
+    return run(*rows, *shared)
+
+
+def _flat_heads(x):
+    """`(batch, heads, rows, ...)` -> `(batch * heads, rows, ...)`, the static sizes after the first kept."""
+    return tf.reshape(x, [-1] + x.shape[2:].as_list())
+
+
+def _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
+    """`add_global_keys` in row chunks of the queries (`chunked_rows`): no `(length, slots)` tensor. Dropout: the
+    `global_keys` stream folded once more per loop step (`piece_seed`)."""
+    batch, heads, dim, slots = tf.shape(q)[0], q.shape[1], q.shape[3], kg.shape[2]
+    slot_rows = tf.reshape(tf.broadcast_to(slot_ok[:, None, :], [batch, heads, slots]), [-1, slots])
+
+    def rows(i, bo, bl, qc, kr, vr, ok):
+        one = add_global_keys(bo[None, None], bl[None, None], qc[None, None], kr[None, None], vr[None, None],
+                              ok[None], dropout_rate, None if seed is None else piece_seed(seed, i))
+        return one[0, 0]
+
+    out = chunked_rows(rows, [_flat_heads(band_out), _flat_heads(band_lse), _flat_heads(q)],
+                       [_flat_heads(kg), _flat_heads(vg), slot_rows], _row_chunk(q.shape[2], GLOBAL_CHUNK_ROWS),
+                       dim, band_out.dtype)
+    return tf.reshape(out, [batch, heads, q.shape[2], dim])
+
+
 # ------------------------------------------------------------------------------------------ fast path: the band
 @_no_autograph
 def band_attention(q, k, v, mask, w, *, dense_max_length=DEFAULT_DENSE_MAX_LENGTH, block=None,
@@ -1046,6 +1154,11 @@ class LongformerSelfAttention(keras.layers.Layer):
         # its full-size other factor for the mask's (unused) gradient.
         local_query = tf.equal(mask, 1)[:, :, None, None]
 
+        def by_rows(num_slots, x):
+            # static paths (XLA): the full length's `(length, length)` products go row chunk by row chunk
+            return (static_paths and isinstance(num_slots, int) and num_slots > GLOBAL_CHUNK_ROWS
+                    and x.shape[2] is not None)
+
         def with_globals(num_slots, fold, q, k, v, band_out, band_lse, hidden):
             index, slot_ok = global_slots(is_global, num_slots)
             if band_lse is None:  # the band took the global keys already (`band_with_global_keys`)
@@ -1053,13 +1166,18 @@ class LongformerSelfAttention(keras.layers.Layer):
             else:  # local queries also see the row's global keys (local projections), in the same softmax
                 kg = tf.gather(k, index, axis=2, batch_dims=1)
                 vg = tf.gather(v, index, axis=2, batch_dims=1)
-                out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
+                if by_rows(num_slots, q):
+                    out = _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
+                else:
+                    out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
             out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
             if fold:
                 gout = self._folded_global_rows(qg, hidden, ok, rate, global_rows_seed)
+            elif by_rows(num_slots, qg):
+                gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed)
             else:
                 kg_all = self._heads_first(self.key_global, hidden)
                 vg_all = self._heads_first(self.value_global, hidden)
@@ -1125,6 +1243,28 @@ class LongformerSelfAttention(keras.layers.Layer):
             hidden = self.num_heads * self.head_dim
             return num_slots * (self.num_heads - 1) < hidden
         return bool(self.fold_global_projections)
+
+    def _chunked_global_rows(self, qg, hidden, mask, slot_ok, rate, seed):
+        """The unfolded global rows (`qg` `(batch, heads, slots, dim)` against every non-padded token's global key
+        and value) in row chunks (`chunked_rows`): no `(slots, length)` tensor. Dropout: the `global_rows` stream
+        folded once more per loop step (`piece_seed`)."""
+        kg_all = self._heads_first(self.key_global, hidden)
+        vg_all = self._heads_first(self.value_global, hidden)
+        heads, dim, slots = self.num_heads, self.head_dim, qg.shape[2]
+        batch, length = tf.shape(hidden)[0], tf.shape(hidden)[1]
+        slot_rows = tf.reshape(tf.broadcast_to(slot_ok[:, None, :], [batch, heads, slots]), [-1, slots])
+        key_ok = tf.reshape(tf.broadcast_to(tf.not_equal(mask, 0)[:, None, :], [batch, heads, length]), [batch * heads, -1])
+
+        def rows(qc, sc, kr, vr, kok, i):
+            scores = tf.cast(tf.matmul(qc, kr, transpose_b=True), tf.float32)  # (chunk, length)
+            probs = self._global_probs(scores, sc[:, None] & kok[None, :], rate,
+                                       None if seed is None else piece_seed(seed, i))
+            return tf.matmul(tf.cast(probs, vr.dtype), vr)
+
+        out = chunked_rows(lambda i, *x: rows(*x, i), [_flat_heads(qg), slot_rows],
+                           [_flat_heads(kg_all), _flat_heads(vg_all), key_ok],
+                           _row_chunk(slots, GLOBAL_CHUNK_ROWS), dim, vg_all.dtype)
+        return tf.reshape(out, [batch, heads, slots, dim])
 
     def _global_probs(self, scores, ok, rate, seed):
         """The global rows' probabilities over every non-padded token (float32), with dropout at `rate` (the
