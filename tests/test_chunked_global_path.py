@@ -106,7 +106,7 @@ def test_the_full_length_static_path_goes_by_row_chunks_with_the_same_numbers(ji
     calls = []
     real = attention.chunked_rows
     monkeypatch.setattr(attention, "chunked_rows", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
-    monkeypatch.setattr(attention, "GLOBAL_CHUNK_ROWS", 8)
+    monkeypatch.setattr(attention, "GLOBAL_CHUNK_ELEMENTS", 8 * 24)
     got = _layer_step(layer, hidden, mask, jit)
     # the global keys of the local queries and the global rows, in the forward pass and each recomputation
     assert calls and set(calls) == {8} and len(calls) % 2 == 0, calls
@@ -123,8 +123,8 @@ def test_no_length_by_length_buffer_in_the_compiled_xla_training_step(monkeypatc
     layer(tf.zeros([1, 8, 16]), tf.ones([1, 8], tf.int32))
     length = 256
 
-    def largest(chunk_rows):
-        monkeypatch.setattr(attention, "GLOBAL_CHUNK_ROWS", chunk_rows)
+    def largest(elements):
+        monkeypatch.setattr(attention, "GLOBAL_CHUNK_ELEMENTS", elements)
 
         @tf.function(jit_compile=True)
         def step(h, m):
@@ -138,5 +138,19 @@ def test_no_length_by_length_buffer_in_the_compiled_xla_training_step(monkeypatc
         sizes = [int(np.prod([int(d) for d in dims.split(",") if d])) for dims in re.findall(r"[a-z]+\d*\[([\d,]+)\]", hlo)]
         return max(sizes)
 
-    assert largest(32) < length * length
-    assert largest(10**6) >= length * length
+    assert largest(32 * length) < length * length
+    assert largest(10**9) >= length * length
+
+
+def test_row_chunk_sizes():
+    """Rows per loop step under the element budget (2**21 per (batch, head) row): at 16,384 tokens the full-length
+    path goes 128 rows a step, the 512-slot bucket's local queries 4096 and its global rows 128; at 4096 tokens that
+    bucket is one step (no loop); unknown sizes are never chunked."""
+    assert attention.GLOBAL_CHUNK_ELEMENTS == 2**21
+    assert attention.row_chunk(16384, 16384) == 128
+    assert attention.row_chunk(16384, 512) == 4096
+    assert attention.row_chunk(512, 16384) == 128
+    assert attention.row_chunk(4096, 512) is None and attention.row_chunk(512, 4096) is None
+    assert attention.row_chunk(24, 5) is None
+    assert attention.row_chunk(6000, 1000) == 2000  # the largest divisor within the budget
+    assert attention.row_chunk(None, 512) is None

@@ -224,16 +224,25 @@ def _recomputed(fn, tensors, variables=()):
     return run(*tensors, *values)
 
 
-# ------------------------------------------------------------------ static paths: the full length, row by row
-# Under XLA (static slots) the last-resort path has as many slots as tokens: its global rows and the local
-# queries' global keys are `(length, length)` per head (at 16,384 tokens, base size, 12.9 GB per such tensor in
-# float32; XLA asked for 103.76 GiB). There they go in loop steps of at most this many rows (`chunked_rows`).
-GLOBAL_CHUNK_ROWS = 512
+# ------------------------------------------------------------- static paths: large global paths, row by row
+# Under XLA (static slots) every bucket's path is compiled, and XLA sizes its memory for all of them: the
+# last-resort path has as many slots as tokens, so its global rows and the local queries' global keys are
+# `(length, length)` per head (at 16,384 tokens, base size, 12.9 GB per such tensor in float32; XLA asked for
+# 103.76 GiB), and the 512-slot bucket's are `(length, 512)`. Where such a product has more than this many
+# elements per (batch, head) row, it goes in loop steps of row chunks (`chunked_rows`) that stay under it.
+GLOBAL_CHUNK_ELEMENTS = 2**21  # 8 MiB of float32 scores per loop step
 
 
-def _row_chunk(rows, limit):
-    """The largest divisor of `rows` that is at most `limit` (rows per loop step of `chunked_rows`)."""
-    return next(c for c in range(min(rows, limit), 0, -1) if rows % c == 0)
+def row_chunk(rows, other):
+    """Rows per loop step of `chunked_rows` for a `(rows, other)` product per (batch, head) row: the largest divisor
+    of `rows` with at most `GLOBAL_CHUNK_ELEMENTS` elements in a step; None where one step holds all the rows (or
+    a size is unknown)."""
+    if not isinstance(rows, int) or not isinstance(other, int):
+        return None
+    limit = max(1, GLOBAL_CHUNK_ELEMENTS // other)
+    if rows <= limit:
+        return None
+    return next(c for c in range(limit, 0, -1) if rows % c == 0)
 
 
 def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
@@ -315,8 +324,8 @@ def _flat_heads(x):
     return tf.reshape(x, [-1] + x.shape[2:].as_list())
 
 
-def _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, dropout_rate=0.0, seed=None):
-    """`add_global_keys` in row chunks of the queries (`chunked_rows`): no `(length, slots)` tensor. Dropout: the
+def _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, dropout_rate=0.0, seed=None, chunk=None):
+    """`add_global_keys` in row chunks of `chunk` queries (`chunked_rows`): no `(length, slots)` tensor. Dropout: the
     `global_keys` stream folded once more per loop step (`piece_seed`)."""
     batch, heads, dim, slots = tf.shape(q)[0], q.shape[1], q.shape[3], kg.shape[2]
     slot_rows = tf.reshape(tf.broadcast_to(slot_ok[:, None, :], [batch, heads, slots]), [-1, slots])
@@ -327,8 +336,7 @@ def _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, dropout_rate=0.
         return one[0, 0]
 
     out = chunked_rows(rows, [_flat_heads(band_out), _flat_heads(band_lse), _flat_heads(q)],
-                       [_flat_heads(kg), _flat_heads(vg), slot_rows], _row_chunk(q.shape[2], GLOBAL_CHUNK_ROWS),
-                       dim, band_out.dtype)
+                       [_flat_heads(kg), _flat_heads(vg), slot_rows], chunk, dim, band_out.dtype)
     return tf.reshape(out, [batch, heads, q.shape[2], dim])
 
 
@@ -1154,10 +1162,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         # its full-size other factor for the mask's (unused) gradient.
         local_query = tf.equal(mask, 1)[:, :, None, None]
 
-        def by_rows(num_slots, x):
-            # static paths (XLA): the full length's `(length, length)` products go row chunk by row chunk
-            return (static_paths and isinstance(num_slots, int) and num_slots > GLOBAL_CHUNK_ROWS
-                    and x.shape[2] is not None)
+        def by_rows(rows, other):
+            # static paths (XLA): a large `(rows, other)` product per head goes row chunk by row chunk
+            return row_chunk(rows, other) if static_paths else None
 
         def with_globals(num_slots, fold, q, k, v, band_out, band_lse, hidden):
             index, slot_ok = global_slots(is_global, num_slots)
@@ -1166,8 +1173,9 @@ class LongformerSelfAttention(keras.layers.Layer):
             else:  # local queries also see the row's global keys (local projections), in the same softmax
                 kg = tf.gather(k, index, axis=2, batch_dims=1)
                 vg = tf.gather(v, index, axis=2, batch_dims=1)
-                if by_rows(num_slots, q):
-                    out = _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
+                chunk = by_rows(q.shape[2], num_slots)
+                if chunk:
+                    out = _chunked_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed, chunk)
                 else:
                     out = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok, rate, global_keys_seed)
             out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
@@ -1176,8 +1184,9 @@ class LongformerSelfAttention(keras.layers.Layer):
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
             if fold:
                 gout = self._folded_global_rows(qg, hidden, ok, rate, global_rows_seed)
-            elif by_rows(num_slots, qg):
-                gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed)
+            elif by_rows(num_slots, hidden.shape[1]):
+                gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed,
+                                                 by_rows(num_slots, hidden.shape[1]))
             else:
                 kg_all = self._heads_first(self.key_global, hidden)
                 vg_all = self._heads_first(self.value_global, hidden)
@@ -1244,10 +1253,10 @@ class LongformerSelfAttention(keras.layers.Layer):
             return num_slots * (self.num_heads - 1) < hidden
         return bool(self.fold_global_projections)
 
-    def _chunked_global_rows(self, qg, hidden, mask, slot_ok, rate, seed):
+    def _chunked_global_rows(self, qg, hidden, mask, slot_ok, rate, seed, chunk):
         """The unfolded global rows (`qg` `(batch, heads, slots, dim)` against every non-padded token's global key
-        and value) in row chunks (`chunked_rows`): no `(slots, length)` tensor. Dropout: the `global_rows` stream
-        folded once more per loop step (`piece_seed`)."""
+        and value) in row chunks of `chunk` slots (`chunked_rows`): no `(slots, length)` tensor. Dropout: the
+        `global_rows` stream folded once more per loop step (`piece_seed`)."""
         kg_all = self._heads_first(self.key_global, hidden)
         vg_all = self._heads_first(self.value_global, hidden)
         heads, dim, slots = self.num_heads, self.head_dim, qg.shape[2]
@@ -1263,7 +1272,7 @@ class LongformerSelfAttention(keras.layers.Layer):
 
         out = chunked_rows(lambda i, *x: rows(*x, i), [_flat_heads(qg), slot_rows],
                            [_flat_heads(kg_all), _flat_heads(vg_all), key_ok],
-                           _row_chunk(slots, GLOBAL_CHUNK_ROWS), dim, vg_all.dtype)
+                           chunk, dim, vg_all.dtype)
         return tf.reshape(out, [batch, heads, slots, dim])
 
     def _global_probs(self, scores, ok, rate, seed):
