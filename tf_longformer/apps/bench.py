@@ -244,6 +244,7 @@ def _worker(spec: dict) -> dict:
     labels = mlm_labels(ids, float(spec.get("mlm_fraction", 1.0)), int(spec.get("seed", 0)))
     row_labels = tf.constant(np.arange(batch) % 2, tf.int32)  # train_cls: one of 2 classes per row
     ids, glob, labels = tf.constant(ids), tf.constant(glob), tf.constant(labels)
+    feed = {"ids": ids, "glob": glob, "labels": labels, "row_labels": row_labels}  # what the steps read (`_traced`)
     result["input_shape"] = [batch, length]
     jit = impl in ("ours_xla", "ours_xla_gc")
 
@@ -265,6 +266,7 @@ def _worker(spec: dict) -> dict:
         loss_fn = T_training.SparseCrossentropy()
 
         def forward(training):
+            ids, glob, labels, row_labels = (feed[k] for k in ("ids", "glob", "labels", "row_labels"))
             if mode == "train_cls":  # the head's own loss over one label per row
                 return model(ids, global_attention_mask=glob, labels=row_labels, training=training).loss
             if mode != "train":
@@ -291,19 +293,20 @@ def _worker(spec: dict) -> dict:
     result["rss_after_build_bytes"] = _rss_of(os.getpid())
 
     if mode == "forward":
-        step = tf.function(lambda: forward(False), jit_compile=jit)
+        step = _traced(lambda: forward(False), jit, feed)
     elif mode in TRAIN_MODES:
         optimizer = keras.optimizers.Adam(1e-4)
         optimizer.build(model.trainable_variables)
 
-        @tf.function(jit_compile=jit)
-        def step():
+        def train_step():
             with tf.GradientTape() as tape:
                 loss = forward(True)
                 scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
             grads = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
+
+        step = _traced(train_step, jit, feed)
     else:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
 
@@ -329,6 +332,34 @@ def _worker(spec: dict) -> dict:
 
         result["op_profile"] = op_profile.profile_step(step, calls=int(spec.get("op_profile_calls", 2)))
     return result
+
+
+def _traced(body, jit, feed):
+    """`body()` (which reads its inputs from the dict `feed`) as a `tf.function` step called with no argument.
+
+    Without XLA the inputs are captured constants (as the reference's bench has them). Under XLA they are the
+    compiled function's arguments, as in `fit`'s compiled step: XLA folds whatever it can compute at compile time,
+    so with constant inputs every mask and index derived from them (per layer and bucket path) would be folded
+    into literals of the compiled program, which a training step on real batches never has."""
+    import tensorflow as tf
+
+    if not jit:
+        return tf.function(body)
+    constants = dict(feed)
+
+    @tf.function(jit_compile=True)
+    def compiled(inputs):
+        feed.update(inputs)  # at trace time: the symbolic arguments
+        try:
+            return body()
+        finally:
+            feed.update(constants)
+
+    def step():
+        return compiled(constants)
+
+    step.get_concrete_function = lambda: compiled.get_concrete_function(constants)
+    return step
 
 
 def mlm_labels(ids, fraction, seed):

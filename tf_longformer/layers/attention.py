@@ -1184,7 +1184,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
             if fold:
                 gout = self._folded_global_rows(qg, hidden, ok, rate, global_rows_seed)
-            elif by_rows(num_slots, hidden.shape[1]):
+            elif by_rows(num_slots, hidden.shape[1]):  # (its own `ok` per chunk: `ok` is left unused)
                 gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed,
                                                  by_rows(num_slots, hidden.shape[1]))
             else:
