@@ -252,13 +252,12 @@ def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
 
     `rows`: tensors `(batch*heads, R, ...)`, `R` static and a multiple of `chunk`; `shared`: tensors `(batch*heads,
     ...)`, each step gets its row's. `fn` gets the chunks (`(chunk, ...)`) and returns `(chunk, out_dim)` of
-    `out_dtype`; `step` (a
-    scalar tensor, the same in the forward and the backward pass) seeds its dropout.
+    `out_dtype`; `step` (a scalar tensor, the same in the forward and the backward pass) seeds its dropout.
 
     The gradient is a second loop, over the `batch*heads` rows and, inside, their chunks: each chunk is recomputed
     under a tape (nothing of `fn` is kept between the passes), its rows' gradients written out, the shared tensors'
     ones summed over the chunks. Gradients reach the floating-point inputs (None for the others: masks)."""
-    n_rows, n_shared = len(rows), len(shared)
+    n_rows = len(rows)
     length = rows[0].shape[1]
     if length is None or length % chunk:
         raise ValueError(f"chunked_rows needs a static number of rows that `chunk` divides, got {length} and {chunk}.")
@@ -308,10 +307,9 @@ def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
             specs = tuple(tf.TensorSpec([length] + inputs[j].shape[2:].as_list(), inputs[j].dtype)
                           for j in floats if j < n_rows)
             specs += tuple(tf.TensorSpec(inputs[j].shape[1:], inputs[j].dtype) for j in floats if j >= n_rows)
-            found = iter(tf.map_fn(_no_autograph(per_row), tf.range(bh), fn_output_signature=specs))
-            by_index = {}
-            for j in [j for j in floats if j < n_rows] + [j for j in floats if j >= n_rows]:
-                by_index[j] = next(found)
+            found = tf.map_fn(_no_autograph(per_row), tf.range(bh), fn_output_signature=specs)
+            # `found` holds the rows' gradients, then the shared tensors': back in the inputs' order
+            by_index = dict(zip([j for j in floats if j < n_rows] + [j for j in floats if j >= n_rows], found))
             return [by_index.get(j) for j in range(len(inputs))]
 
         return out, grad
