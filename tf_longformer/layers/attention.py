@@ -1179,12 +1179,12 @@ class LongformerSelfAttention(keras.layers.Layer):
             out = tf.where(local_query, tf.transpose(out, [0, 2, 1, 3]), tf.zeros([], out.dtype))
             # global rows: their own projections, against every non-padded token
             qg = self._heads_first(self.query_global, tf.gather(hidden, index, batch_dims=1), scale)
-            ok = tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
-            if fold:
+            chunk = None if fold else by_rows(num_slots, hidden.shape[1])
+            ok = None if chunk else tf.not_equal(mask, 0)[:, None, None, :] & slot_ok[:, None, :, None]
+            if chunk:  # each chunk makes its own rows' mask
+                gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed, chunk)
+            elif fold:
                 gout = self._folded_global_rows(qg, hidden, ok, rate, global_rows_seed)
-            elif by_rows(num_slots, hidden.shape[1]):  # (its own `ok` per chunk: `ok` is left unused)
-                gout = self._chunked_global_rows(qg, hidden, mask, slot_ok, rate, global_rows_seed,
-                                                 by_rows(num_slots, hidden.shape[1]))
             else:
                 kg_all = self._heads_first(self.key_global, hidden)
                 vg_all = self._heads_first(self.value_global, hidden)
