@@ -72,12 +72,14 @@ def pytest_collection_modifyitems(config, items):
 # Grappler, TensorFlow's graph optimizer, runs when a traced function is first called and costs about as much as
 # the trace itself for the tiny test models (test_smoke + test_tasks, `-n 0`: 155 s with it, 132 s without, 2 AMD
 # EPYC cores). It is off in the test processes except in the modules below, whose subject is the graph users run:
-# the PyTorch parity, the SavedModel exports (whose loader process runs TensorFlow's defaults, as TF Serving does; the
-# stand-in server of test_serving_clients.py, which tests the clients, does not), the distribution strategies, and test_grappler.py,
-# which checks that the optimized graphs of every attention path give the unoptimized graphs' outputs and
-# gradients. The training workers (training_worker.py) follow their module's setting through the environment; the
+# the PyTorch parity, the SavedModel exports (whose loader process runs TensorFlow's defaults, as TF Serving does;
+# the stand-in server of test_serving_clients.py, which tests the clients, does not), the distribution strategies,
+# test_grappler.py, which checks that the optimized graphs of every attention path give the unoptimized graphs'
+# outputs and gradients, and test_layer_norm.py (the LayerNorm is one oneDNN kernel only after Grappler's
+# remapper). The training workers (training_worker.py) follow their module's setting through the environment; the
 # other subprocesses (CLI, notebooks, README commands, the export loader) run with TensorFlow's defaults, Grappler on.
-GRAPPLER_MODULES = {"test_parity.py", "test_export.py", "test_distributed.py", "test_grappler.py"}
+GRAPPLER_MODULES = {"test_parity.py", "test_export.py", "test_distributed.py", "test_grappler.py",
+                    "test_layer_norm.py"}
 
 
 @pytest.fixture(autouse=True, scope="module")

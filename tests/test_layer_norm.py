@@ -107,3 +107,77 @@ def test_the_gradient_keeps_no_more_than_keras_own():
 
     ours_kept, theirs_kept = kept(ours), kept(theirs)
     assert ours_kept <= theirs_kept <= 64 * 16 * 4 * 2, (ours_kept, theirs_kept)
+
+
+def _op_types(fn, *args):
+    """The op types a call of the traced `fn` ran (TensorFlow's profiler: the ops after Grappler's rewrites)."""
+    import glob
+    import tempfile
+
+    from tf_longformer.apps import op_profile
+
+    fn(*args)
+    logdir = tempfile.mkdtemp()
+    tf.profiler.experimental.start(logdir)
+    try:
+        fn(*args)
+    finally:
+        tf.profiler.experimental.stop()
+    trace = sorted(glob.glob(logdir + "/**/*.xplane.pb", recursive=True))[-1]
+    return {op_type for _, op_type, _ in op_profile.op_events(trace)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_a_graph_runs_one_onednn_kernel_with_keras_numbers(dtype):
+    """In a graph (not eager, not XLA) with oneDNN on, the forward is the pattern Grappler rewrites into one
+    `_MklLayerNorm` (no Mean, Square, Rsqrt left); values and gradients are still Keras' (float32: to 2e-6;
+    bfloat16: the kernel takes gamma and beta in bfloat16, a few roundings of 2**-8 apart), for a known shape, an
+    unknown batch and length, rank 2 and an empty batch."""
+    from tf_longformer.layers import attention, utils
+
+    rng = np.random.default_rng(5)
+    ours, theirs = _pair(rng, 48, dtype=dtype)
+    compute = tf.bfloat16 if dtype == "mixed_bfloat16" else tf.float32
+    x = tf.cast(rng.normal(size=(2, 33, 48)).astype(np.float32) * 3 + 1, compute)
+    weights = tf.constant(rng.normal(size=(2, 33, 48)).astype(np.float32))
+    forward = tf.function(lambda x: ours(x))
+    types = _op_types(forward, x)
+    if attention.onednn_enabled() and not tf.config.list_logical_devices("GPU"):
+        assert "_MklLayerNorm" in types and not types & {"Mean", "Square", "Rsqrt", "FusedBatchNormV3"}, types
+    else:
+        assert "_MklLayerNorm" not in types
+    assert not utils.onednn_layer_norm_applies(x, compute)  # eager: Keras' own pattern is not rewritten there
+    tol = {"float32": dict(rtol=1e-5, atol=2e-6), "mixed_bfloat16": dict(rtol=2**-6, atol=3e-2)}[dtype]
+    np.testing.assert_allclose(tf.cast(forward(x), tf.float32).numpy(), tf.cast(theirs(x), tf.float32).numpy(), **tol)
+    a, b = _values_and_grads(ours, x, weights, tf.function), _values_and_grads(theirs, x, weights)
+    np.testing.assert_allclose(a[0], b[0], **tol)
+    for ga, gb in zip(a[1:], b[1:]):
+        if dtype == "float32":
+            np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=2e-6 * np.abs(gb).max())
+        else:
+            np.testing.assert_allclose(ga, gb, rtol=2e-2, atol=2e-2 * np.abs(gb).max())
+    unknown = tf.function(lambda x: ours(x), input_signature=[tf.TensorSpec([None, None, 48], compute)])
+    np.testing.assert_allclose(tf.cast(unknown(x[:, :7]), tf.float32).numpy(),
+                               tf.cast(theirs(x[:, :7]), tf.float32).numpy(), **tol)
+    assert unknown(tf.zeros([0, 5, 48], compute)).shape == (0, 5, 48)
+    flat = tf.reshape(x, [-1, 48])
+    np.testing.assert_allclose(tf.cast(tf.function(lambda x: ours(x))(flat), tf.float32).numpy(),
+                               tf.cast(theirs(flat), tf.float32).numpy(), **tol)
+
+
+def test_xla_and_the_onnx_trace_keep_the_plain_pattern():
+    """Under XLA and while the ONNX export traces (`attention.SINGLE_GLOBAL_PATH`), `layer_norm` builds the plain
+    ops (no batch norm), which XLA fuses on its own and ONNX converters map one by one."""
+    from tf_longformer.layers import attention, utils
+
+    x = tf.ones([2, 3, 8])
+    seen = []
+    tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x, jit_compile=True)(x)
+    before = attention.SINGLE_GLOBAL_PATH
+    attention.SINGLE_GLOBAL_PATH = True
+    try:
+        tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x)(x)
+    finally:
+        attention.SINGLE_GLOBAL_PATH = before
+    tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x)(x)
+    assert seen == [False, False, attention.onednn_enabled() and not tf.config.list_logical_devices("GPU")]

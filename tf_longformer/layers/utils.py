@@ -150,7 +150,59 @@ def layer_norm(x, gamma, beta, epsilon, dtype=None):
     the textbook one: `dx = r * (dn - mean(dn) - n * mean(dn * n))` with `dn = dy * gamma`.
     """
     dtype = tf.as_dtype(dtype or x.dtype)
+    if onednn_layer_norm_applies(x, dtype):
+        return _onednn_layer_norm(x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), float(epsilon))
     return _layer_norm(x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), float(epsilon), dtype)
+
+
+def onednn_layer_norm_applies(x, dtype) -> bool:
+    """Whether `layer_norm` builds its forward as the pattern TensorFlow's graph rewriter (Grappler's remapper)
+    replaces by ONE oneDNN kernel, `_MklLayerNorm` (`_onednn_layer_norm`): in a graph (eager ops are not
+    rewritten) with oneDNN on and no GPU visible, outside XLA (which fuses on its own) and the ONNX export (which
+    converts TensorFlow's ops one by one), for a float32 or bfloat16 `x` of rank 2 or 3 (the kernel's) returned
+    in its own dtype."""
+    from tf_longformer.layers import attention
+
+    x_dtype = tf.as_dtype(x.dtype)
+    return (not tf.executing_eagerly() and x_dtype == tf.as_dtype(dtype) and x_dtype in (tf.float32, tf.bfloat16)
+            and x.shape.rank in (2, 3) and attention.onednn_enabled() and not attention.xla_context()
+            and not attention.SINGLE_GLOBAL_PATH and not tf.config.list_logical_devices("GPU"))
+
+
+def _onednn_layer_norm(x, gamma, beta, epsilon):
+    """`layer_norm` as Keras 2's fused LayerNorm wrote it, the pattern the remapper turns into `_MklLayerNorm`:
+    the tokens as the channels of a `(1, tokens, width, 1)` batch norm in training mode (each token normalised
+    over its `width` values, unit scale, zero offset), reshaped back, times `gamma` plus `beta` (in `x`'s dtype:
+    the kernel's bfloat16 inputs and output; it computes the statistics in float32 inside).
+
+    One pass instead of eight (measured at 4096 x 768 on an Intel Xeon with AMX: 1.5 ms against 4.7 in float32,
+    1.6 against 5.7 in bfloat16 with its two casts). The pattern only matches when the token count is not a
+    constant Grappler folds (`Fill` of it must stay a `Fill`): it goes through `placeholder_with_default`, which
+    folding leaves alone. The raw op takes `epsilon` as given (`tf.nn.fused_batch_norm` raises it to 1.001e-5).
+    The gradient is `_layer_norm`'s, with the normalised input recomputed from `x` (one pass): the backward
+    keeps `x` (not the float32 normalised copy)."""
+    dtype = x.dtype
+
+    @tf.custom_gradient
+    def run(x, gamma, beta):
+        shape = tf.shape(x)
+        rows = tf.compat.v1.placeholder_with_default(tf.reduce_prod(shape[:-1]), [])
+        flat = tf.reshape(x, tf.stack([1, rows, shape[-1], 1]))
+        empty = tf.zeros([0], tf.float32)
+        n = tf.raw_ops.FusedBatchNormV3(x=flat, scale=tf.fill([rows], 1.0), offset=tf.fill([rows], 0.0),
+                                        mean=empty, variance=empty, epsilon=epsilon, data_format="NCHW",
+                                        is_training=True).y
+        y = tf.cast(beta, dtype) + tf.reshape(n, shape) * tf.cast(gamma, dtype)
+
+        def grad(dy):
+            x32 = tf.cast(x, tf.float32)
+            centred = x32 - tf.reduce_mean(x32, axis=-1, keepdims=True)
+            r = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon)
+            return _layer_norm_grad(dy, centred * r, r, gamma, dtype)
+
+        return y, grad
+
+    return run(x, gamma, beta)
 
 
 def _layer_norm(x, gamma, beta, epsilon, dtype):
@@ -165,18 +217,23 @@ def _layer_norm(x, gamma, beta, epsilon, dtype):
         y = tf.cast(n * gamma + beta, dtype)
 
         def grad(dy):
-            dy = tf.cast(dy, tf.float32)
-            width = tf.shape(dy)[-1]
-            d_gamma = tf.reduce_sum(tf.reshape(dy * n, [-1, width]), axis=0)
-            d_beta = tf.reduce_sum(tf.reshape(dy, [-1, width]), axis=0)
-            dn = dy * gamma
-            dx = r * (dn - tf.reduce_mean(dn, axis=-1, keepdims=True)
-                      - n * tf.reduce_mean(dn * n, axis=-1, keepdims=True))
-            return tf.cast(dx, in_dtype), d_gamma, d_beta
+            return _layer_norm_grad(dy, n, r, gamma, in_dtype)
 
         return y, grad
 
     return run(x, gamma, beta)
+
+
+def _layer_norm_grad(dy, n, r, gamma, in_dtype):
+    """LayerNorm's gradients `(dx, d_gamma, d_beta)` from the normalised input `n` and the per-token `rsqrt` `r`
+    (float32): `dx = r * (dn - mean(dn) - n * mean(dn * n))` with `dn = dy * gamma`."""
+    dy = tf.cast(dy, tf.float32)
+    width = tf.shape(dy)[-1]
+    d_gamma = tf.reduce_sum(tf.reshape(dy * n, [-1, width]), axis=0)
+    d_beta = tf.reduce_sum(tf.reshape(dy, [-1, width]), axis=0)
+    dn = dy * gamma
+    dx = r * (dn - tf.reduce_mean(dn, axis=-1, keepdims=True) - n * tf.reduce_mean(dn * n, axis=-1, keepdims=True))
+    return tf.cast(dx, in_dtype), d_gamma, d_beta
 
 
 @serializable
