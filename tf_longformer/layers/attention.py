@@ -34,7 +34,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import clone_initializer, dense_product, serializable
+from tf_longformer.layers.utils import after_gradient, clone_initializer, dense_product, serializable
 
 # Global-slot buckets: under XLA the attention is run with the smallest bucket that holds every row's global
 # tokens (static shapes); the last resort is the (padded) length itself, which always fits. Outside XLA the slots
@@ -155,7 +155,9 @@ def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
     total = tf.reduce_sum(e, axis=-1, keepdims=True)
     if dropout_rate:
         e = _stateless_dropout(e, dropout_rate, seed)
-    out = tf.cast(tf.matmul(tf.cast(e, values.dtype), values), tf.float32) / total
+    # times the reciprocal, not a division: a division's gradient for `total` (`-x / total / total`, full size)
+    # reads forward tensors only, so TensorFlow's executor would run it during the forward pass and hold it
+    out = tf.cast(tf.matmul(tf.cast(e, values.dtype), values), tf.float32) * tf.math.reciprocal(total)
     # a query without any key: output 0 and normaliser "-inf" (it weighs nothing when merged)
     found = m > 0.5 * _NEG
     out = tf.cast(tf.where(found, out, 0.0), values.dtype)
@@ -212,12 +214,13 @@ def _recomputed(fn, tensors, variables=()):
     @tf.custom_gradient
     def run(*inputs):
         def grad(d_out):
-            floats = [x for x in inputs if x.dtype.is_floating]
+            again = after_gradient(d_out, *inputs)  # recomputed in the backward pass, not during the forward
+            floats = [x for x in again if x.dtype.is_floating]
             with tf.GradientTape() as tape:
                 tape.watch(floats)
-                out = call(inputs)
+                out = call(again)
             found = iter(tape.gradient(out, floats, output_gradients=d_out))
-            return [next(found) if x.dtype.is_floating else None for x in inputs]
+            return [next(found) if x.dtype.is_floating else None for x in again]
 
         return call(inputs), grad
 
@@ -268,7 +271,8 @@ def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
                 + [x[r] for x in shared])
 
     @tf.custom_gradient
-    def run(*inputs):
+    def run(*inputs_):
+        inputs = inputs_
         bh = tf.shape(inputs[0])[0]
 
         def step(i):
@@ -279,6 +283,7 @@ def chunked_rows(fn, rows, shared, chunk, out_dim, out_dtype):
         out = tf.reshape(out, [bh, length, out_dim])
 
         def grad(d_out):
+            inputs = after_gradient(d_out, *inputs_)  # the chunks recomputed in the backward pass only
             floats = [j for j, x in enumerate(inputs) if x.dtype.is_floating]
 
             def per_row(r):
@@ -421,11 +426,13 @@ def band_with_global_keys(q, k, v, mask, w, kg, vg, slot_ok, *, block=None, chun
                                         own_key_lse=True, global_keys=(kg, vg, slot_ok))
 
         def grad(d_out):
+            again = after_gradient(d_out, q, k, v, kg, vg)
             with tf.GradientTape() as tape:
-                tape.watch([q, k, v, kg, vg])
-                band_out, band_lse = band_attention(q, k, v, mask, w, dense_max_length=0, block=block, chunk=chunk)
-                union = add_global_keys(band_out, band_lse, q, kg, vg, slot_ok)
-            return tape.gradient(union, [q, k, v, kg, vg],
+                tape.watch(again)
+                q_, k_, v_, kg_, vg_ = again
+                band_out, band_lse = band_attention(q_, k_, v_, mask, w, dense_max_length=0, block=block, chunk=chunk)
+                union = add_global_keys(band_out, band_lse, q_, kg_, vg_, slot_ok)
+            return tape.gradient(union, list(again),
                                  output_gradients=tf.where(local, d_out, tf.zeros([], d_out.dtype)))
 
         return out, grad
@@ -806,12 +813,15 @@ def _band_backward(qblocks, kblocks, vblocks, okblocks, window, out, lse, d_out,
     corr = tf.reduce_sum(tf.cast(d_out, tf.float32) * tf.cast(out, tf.float32), axis=-1)
     d_out_c, lse_c, corr_c, d_lse_c = (_per_chunk(x, lay) for x in (d_out, lse, corr, d_lse))
     corr_c = corr_c - d_lse_c
+    # the loop and its masks wait for the incoming gradient: else the steps' gradient-free ops (dropout masks)
+    # run ahead during the forward pass, `parallel_iterations` steps per layer, and are held until then
+    steps, okblocks = after_gradient(corr, tf.range(lay.steps), okblocks)
     masks = _window_masks(okblocks, window, lay)
     step = _no_autograph(lambda i: _backward_chunk(i, qblocks, kblocks, vblocks, masks, d_out_c, lse_c,
                                                    corr_c, lay, rate, seed))
     dtype = qblocks.dtype
     spec = tf.TensorSpec([lay.nc_max + 2 * lay.s, lay.block, lay.dim], dtype)
-    dq, dk, dv = tf.map_fn(step, tf.range(lay.steps), parallel_iterations=parallel_iterations,
+    dq, dk, dv = tf.map_fn(step, steps, parallel_iterations=parallel_iterations,
                            fn_output_signature=(tf.TensorSpec([lay.cap, lay.dim], dtype), spec, spec))
     dq, dk, dv = _from_cap(dq, lay.size), _from_cap(dk, lay.nc + 2 * lay.s), _from_cap(dv, lay.nc + 2 * lay.s)
     dq = tf.reshape(dq, [lay.batch * lay.heads, lay.num_chunks * lay.size, lay.dim])
@@ -891,12 +901,17 @@ def blocked_band_attention(q, k, v, mask, w, block=None, chunk=DEFAULT_CHUNK_QUE
                 return _grad(d_out, d_lse)
 
         def _grad(d_out, d_lse):
+            # The blocks are cut again from q, k, v (kept anyway by the global tokens' paths; the padded key and
+            # value blocks are copies), once the incoming gradient exists (`after_gradient`: else the backward
+            # loop's gradient-free part runs during the forward pass and is held until the backward reaches it).
+            q_, k_, v_, out_, lse_ = after_gradient([d_out, d_lse], q, k, v, out, lse)
+            qb_, kb_, vb_ = blocks(q_, k_, v_)
             bh = lay.batch * lay.heads
-            d_out = tf.zeros_like(out[:, :lay.length]) if d_out is None else tf.reshape(d_out, [bh, lay.length,
-                                                                                               lay.dim])
-            d_lse = tf.zeros_like(lse[:, :lay.length]) if d_lse is None else tf.reshape(d_lse, [bh, lay.length])
+            d_out = tf.zeros_like(out_[:, :lay.length]) if d_out is None else tf.reshape(d_out, [bh, lay.length,
+                                                                                                lay.dim])
+            d_lse = tf.zeros_like(lse_[:, :lay.length]) if d_lse is None else tf.reshape(d_lse, [bh, lay.length])
             pad = [[0, 0], [0, lay.full - lay.length]]
-            dq, dk, dv = _band_backward(qb, kb, vb, okblocks, window, out, lse, tf.pad(d_out, pad + [[0, 0]]),
+            dq, dk, dv = _band_backward(qb_, kb_, vb_, okblocks, window, out_, lse_, tf.pad(d_out, pad + [[0, 0]]),
                                         tf.pad(d_lse, pad), lay, dropout_rate, seed, parallel_iterations)
             shape = [lay.batch, lay.heads, lay.length, lay.dim]
             return tf.reshape(dq, shape), tf.reshape(dk, shape), tf.reshape(dv, shape)

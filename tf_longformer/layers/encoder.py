@@ -105,9 +105,13 @@ class LongformerEncoderLayer(keras.layers.Layer):
         before = [tf.identity(g.state.value) for g in generators]
 
         def forward(h):
-            for generator, state in zip(generators, before):
-                generator.state.assign(state)
-            return self._forward(h, attention_mask, head_mask, training, False)
+            # Everything the layer computes waits for `h`, even what reads only its masks, positions or dropout
+            # seeds: when the backward pass runs this again (`h` then waits for the incoming gradient), that part
+            # would otherwise run during the forward pass and be held until the backward pass reaches the layer.
+            with tf.control_dependencies(None if tf.executing_eagerly() else [h]):
+                for generator, state in zip(generators, before):
+                    generator.state.assign(state)
+                return self._forward(h, attention_mask, head_mask, training, False)
 
         return tf.recompute_grad(forward)(hidden_states)
 
