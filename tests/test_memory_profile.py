@@ -120,3 +120,69 @@ def test_bench_mlm_labels_and_fraction_check():
     part = bench.ideal_flops(bench.BASE_CONFIG, 4096, "train", mlm_fraction=0.15)
     head = 3 * 2 * 4096 * 768 * bench.BASE_CONFIG["vocab_size"]
     assert math.isclose(full - part, 0.85 * head, rel_tol=1e-9)
+
+
+def test_live_at_peak_lists_what_is_live_when_allocations_peak():
+    """`live_at_peak` on allocator events: the peak, the op at it, what was allocated before the step, and the
+    buffers live then (freed ones gone, later ones not yet there), pooled by component and by op."""
+    mib = 2**20
+    events = [
+        ("MemoryAllocation", {"addr": 1, "allocation_bytes": 4 * mib, "bytes_allocated": 104 * mib,
+                              "tf_op": "m/encoder/layer_0/attention/MatMul"}),
+        ("MemoryAllocation", {"addr": 2, "allocation_bytes": 8 * mib, "bytes_allocated": 112 * mib,
+                              "tf_op": "m/encoder/layer_1/intermediate_dense/BiasAdd"}),
+        ("MemoryAllocation", {"addr": 3, "allocation_bytes": 2 * mib, "bytes_allocated": 114 * mib,
+                              "tf_op": "m/encoder/layer_1/attention/MatMul"}),
+        ("MemoryDeallocation", {"addr": 1, "allocation_bytes": 4 * mib, "bytes_allocated": 110 * mib}),
+        ("MemoryAllocation", {"addr": 4, "allocation_bytes": 3 * mib, "bytes_allocated": 113 * mib,
+                              "tf_op": "gradient_tape/m/lm_head/einsum/Einsum"}),
+    ]
+    s = memory_profile.live_at_peak(events)
+    assert (s["peak_bytes"], s["before_bytes"], s["live_bytes"]) == (114 * mib, 100 * mib, 14 * mib)
+    assert s["peak_op"] == "m/encoder/layer_1/attention/MatMul"
+    comps = {r["name"]: (r["bytes"], r["buffers"]) for r in s["components"]}
+    assert comps == {"encoder layer: attention": (6 * mib, 2), "encoder layer: intermediate_dense": (8 * mib, 1)}
+    ops = {r["name"]: r["bytes"] for r in s["ops"]}
+    assert ops["m/encoder/layer_<i>/attention/MatMul"] == 6 * mib
+    assert "lm_head" not in str(s["components"])  # allocated after the peak
+    with pytest.raises(ValueError, match="TF_CPU_ALLOCATOR_USE_BFC=true"):
+        memory_profile.live_at_peak([])
+    assert "peak of live tensors 0.11 GiB" in memory_profile.format_timeline(s)
+
+
+def test_timeline_of_a_training_step_under_the_bfc_allocator(tmp_path):
+    """`memory_profile.timeline` in a process started with `TIMELINE_ENV` (the bench's `--memory-timeline`): a
+    tiny model's training step peaks above what was allocated before it, and the live buffers are the layers'."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import package_parent
+
+    script = tmp_path / "timeline.py"
+    script.write_text(
+        "import json, numpy as np, tensorflow as tf, keras, tf_longformer as T\n"
+        "from tf_longformer.apps import memory_profile\n"
+        "cfg = T.LongformerConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,\n"
+        "    intermediate_size=64, max_position_embeddings=260, attention_window=8, type_vocab_size=1)\n"
+        "model = T.TFLongformerModel(cfg)\n"
+        "ids = tf.constant(np.random.default_rng(0).integers(3, 60, size=(2, 128)), tf.int32)\n"
+        "opt = keras.optimizers.Adam(1e-3)\n"
+        "@tf.function\n"
+        "def step():\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        loss = tf.reduce_sum(model(ids, training=True).last_hidden_state ** 2)\n"
+        "    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))\n"
+        "    return loss\n"
+        "step()\n"
+        "print('RESULT' + json.dumps(memory_profile.timeline(step)))\n")
+    env = {**os.environ, **memory_profile.TIMELINE_ENV, "PYTHONPATH": package_parent(),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, out.stdout[-2000:] + out.stderr[-2000:]
+    s = json.loads(line[0][len("RESULT"):])
+    assert s["peak_bytes"] > s["before_bytes"] > 0
+    assert 0 < s["live_bytes"] <= s["peak_bytes"] - s["before_bytes"] + 2**20
+    assert any(r["name"].startswith("encoder layer: ") for r in s["components"]), s["components"]

@@ -327,6 +327,10 @@ def _worker(spec: dict) -> dict:
         step().numpy()
         times.append(time.perf_counter() - t0)
     result["times"] = times
+    if spec.get("memory_timeline") and mode in TRAIN_MODES:
+        from tf_longformer.apps import memory_profile
+
+        result["memory_timeline"] = memory_profile.timeline(step)
     if spec.get("op_profile"):
         from tf_longformer.apps import op_profile
 
@@ -553,7 +557,7 @@ def _spec_for(impl, mode, length, common, batch=None):
     if impl in OUR_IMPLS:
         spec.update(impl=impl, config=common["config"], global_tokens=common["global_tokens"],
                     memory_profile=common["memory_profile"], op_profile=common["op_profile"],
-                    op_profile_calls=common["op_profile_calls"])
+                    op_profile_calls=common["op_profile_calls"], memory_timeline=common.get("memory_timeline", False))
         return [sys.executable, "-m", "tf_longformer.apps.bench", "--worker", json.dumps(spec)], spec
     if common["peer_python"] is None:
         return None
@@ -635,7 +639,7 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
                   batch=1, global_tokens=1, repeats=3, warmup=1, passes=1, seed=0, out_dir=None,
                   memory_cap_gb=None, timeout_s=3600.0, matmul_size=4096, accuracy_length=2048,
                   measure_matmul=True, peer_script=PEER_SCRIPT, targets=None, log=print, mlm_fraction=0.15,
-                  memory_profile=False, op_profile=False, op_profile_calls=2) -> dict:
+                  memory_profile=False, op_profile=False, op_profile_calls=2, memory_timeline=False) -> dict:
     """Measures every (length, mode, batch size, implementation) in a fresh process; returns (and writes) the report.
 
     `impls`: default `ours` and `dense`, plus `reference` and `reference_noglobal` (train only) when
@@ -647,7 +651,10 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     `mlm_fraction`: the share of tokens a training step labels. `memory_profile`: also report, for our training
     steps, what each keeps for its backward pass (`tf_longformer.apps.memory_profile`). `op_profile`: also
     report, for our in-process implementations, where the time of a call goes (`tf_longformer.apps.op_profile`),
-    over `op_profile_calls` profiled calls after the timed ones.
+    over `op_profile_calls` profiled calls after the timed ones. `memory_timeline`: also report, for our training
+    steps, the buffers live at the peak of one more step, by component and op (`memory_profile.timeline`); our
+    processes then run TensorFlow's BFC allocator (`memory_profile.TIMELINE_ENV`, which the profiler's allocator
+    events need): their peak RSS and times are that allocator's.
     Writes `bench.json`, `bench.md` and `bench.png` (if matplotlib is installed) into `out_dir`.
     """
     lengths = [int(x) for x in lengths]
@@ -686,8 +693,13 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
     common = dict(batch=batches[0], repeats=repeats, warmup=warmup, seed=seed, config=config,
                   global_tokens=global_tokens, peer_python=peer_python, peer_script=peer_script,
                   mlm_fraction=float(mlm_fraction), memory_profile=bool(memory_profile),
-                  op_profile=bool(op_profile), op_profile_calls=int(op_profile_calls))
+                  op_profile=bool(op_profile), op_profile_calls=int(op_profile_calls),
+                  memory_timeline=bool(memory_timeline))
     env = _worker_env()
+    if memory_timeline:
+        from tf_longformer.apps.memory_profile import TIMELINE_ENV
+
+        env.update(TIMELINE_ENV)
     peer_env = _peer_env()
     if peer_python and any(i in PEER_IMPLS for i in impls):
         check = check_peer(peer_python, peer_script, peer_env, min(timeout_s, 600.0))
@@ -746,6 +758,10 @@ def run_benchmark(lengths=DEFAULT_LENGTHS, modes=DEFAULT_MODES, impls=None, peer
 
                 log(format_profile(r["memory_profile"], f"kept for the backward pass: {impl}, "
                                                         f"{length} tokens, batch {b}"))
+            if r.get("memory_timeline"):
+                from tf_longformer.apps.memory_profile import format_timeline
+
+                log(format_timeline(r["memory_timeline"], f"live at the peak: {impl}, {length} tokens, batch {b}"))
             if r.get("op_profile"):
                 from tf_longformer.apps.op_profile import format_op_profile
 

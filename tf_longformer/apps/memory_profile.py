@@ -134,3 +134,117 @@ def format_profile(summary, title=""):
     lines.append(f"{'total kept for the backward pass':48s} {summary['total_bytes'] / 2**20:9.1f} {'':>10s} "
                  f"{summary['bytes_per_token'] / 1e3:9.1f} {summary['tensors']:8d}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- what is live at the peak (allocator timeline)
+TIMELINE_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}  # the allocator whose allocations the profiler records
+
+
+def live_at_peak(events, top: int = 16) -> dict:
+    """The buffers live when the step's allocations peaked, from the profiler's allocator events in time order:
+    `(kind, stats)` with kind `"MemoryAllocation"` / `"MemoryDeallocation"` and stats `addr`,
+    `allocation_bytes`, `bytes_allocated` (the allocator's total in use after the event) and `tf_op` (the op that
+    asked). Buffers allocated before the profiled step (weights, optimizer slots) are in `before_bytes`, not in
+    the lists. Returns `{"peak_bytes", "peak_op", "before_bytes", "live_bytes", "components": [...], "ops": [...]}`
+    (components as `component_of` reads the op names, layers pooled; ops with layer numbers pooled)."""
+    live, peak, snapshot, peak_op, before = {}, -1, {}, None, None
+    for kind, st in events:
+        in_use = int(st.get("bytes_allocated") or 0)
+        if kind == "MemoryAllocation":
+            size = int(st.get("allocation_bytes") or 0)
+            if before is None:
+                before = in_use - size
+            live[st.get("addr")] = (size, str(st.get("tf_op") or "?"))
+        else:
+            if before is None:
+                before = in_use + int(st.get("allocation_bytes") or 0)
+            live.pop(st.get("addr"), None)
+        if in_use > peak:
+            peak, snapshot, peak_op = in_use, dict(live), st.get("tf_op")
+    if peak < 0:
+        raise ValueError("the trace holds no allocator events: run the step with TensorFlow's BFC allocator on CPU "
+                         "(TF_CPU_ALLOCATOR_USE_BFC=true in the environment before TensorFlow starts).")
+    by_comp, by_op = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
+    for size, op in snapshot.values():
+        layer, comp = component_of(op + "/x")
+        for table, key in ((by_comp, ("encoder layer: " + comp) if layer != "-" else comp),
+                           (by_op, re.sub(r"layer_\d+(_\d+)?", "layer_<i>", op))):
+            table[key][0] += size
+            table[key][1] += 1
+
+    def rows(table, limit=None):
+        return [{"name": k, "bytes": v[0], "buffers": v[1]}
+                for k, v in sorted(table.items(), key=lambda kv: -kv[1][0])[:limit]]
+
+    return {"peak_bytes": peak, "peak_op": peak_op, "before_bytes": max(0, before or 0),
+            "live_bytes": sum(size for size, _ in snapshot.values()), "components": rows(by_comp, top),
+            "ops": rows(by_op, top)}
+
+
+def allocator_events(xspace_path):
+    """`(kind, stats)` of every allocator event of one profiler trace, in time order (see `live_at_peak`)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xspace_path, "rb") as f:
+        space.ParseFromString(f.read())
+    found = []
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for e in line.events:
+                kind = plane.event_metadata[e.metadata_id].name
+                if kind not in ("MemoryAllocation", "MemoryDeallocation"):
+                    continue
+                st = {}
+                for s in e.stats:
+                    value = s.uint64_value or s.int64_value or s.str_value
+                    if s.ref_value:
+                        value = plane.stat_metadata[s.ref_value].name
+                    st[names.get(s.metadata_id, "?")] = value
+                found.append((line.timestamp_ns * 1000 + e.offset_ps, kind, st))
+    found.sort(key=lambda r: r[0])
+    return [(kind, st) for _, kind, st in found]
+
+
+def timeline(step, top: int = 16, logdir: str | None = None) -> dict:
+    """Runs `step()` (traced and run once already) once under TensorFlow's profiler with its allocator events, and
+    returns `live_at_peak` of them. Needs the BFC allocator on CPU (`TIMELINE_ENV`, set before TensorFlow
+    starts; `tf-longformer bench --memory-timeline` sets it for its measurements)."""
+    import glob
+    import os
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    own = logdir is None
+    logdir = logdir or tempfile.mkdtemp(prefix="tf-longformer-memory-timeline-")
+    try:
+        tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
+        try:
+            out = step()
+            if hasattr(out, "numpy"):
+                out.numpy()
+        finally:
+            tf.profiler.experimental.stop()
+        found = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True), key=os.path.getmtime)
+        if not found:
+            raise RuntimeError(f"the profiler wrote no trace under {logdir}")
+        return live_at_peak(allocator_events(found[-1]), top)
+    finally:
+        if own:
+            shutil.rmtree(logdir, ignore_errors=True)
+
+
+def format_timeline(summary, title="") -> str:
+    """`live_at_peak`'s summary as fixed-width text."""
+    lines = [title] if title else []
+    lines.append(f"peak of live tensors {summary['peak_bytes'] / 2**30:.2f} GiB at op {summary['peak_op']}: "
+                 f"{summary['before_bytes'] / 2**30:.2f} GiB allocated before the step (weights, optimizer slots), "
+                 f"{summary['live_bytes'] / 2**30:.2f} GiB by it")
+    for key, label in (("components", "component"), ("ops", "op (layers pooled)")):
+        lines.append(f"{label:96s} {'MiB':>9s} {'buffers':>8s}")
+        for r in summary[key]:
+            lines.append(f"{r['name'][-96:]:96s} {r['bytes'] / 2**20:9.1f} {r['buffers']:8d}")
+    return "\n".join(lines)

@@ -62,6 +62,7 @@ def cmd_bench(args) -> int:
             memory_cap_gb=args.memory_cap_gb, timeout_s=args.timeout, matmul_size=args.matmul_size,
             accuracy_length=args.accuracy_length, targets=args.targets, mlm_fraction=args.mlm_fraction,
             memory_profile=args.memory_profile, op_profile=args.op_profile, op_profile_calls=args.op_profile_calls,
+            memory_timeline=args.memory_timeline,
         )
     except ValueError as e:
         raise SystemExit(f"tf-longformer bench: {e}") from None
@@ -98,6 +99,10 @@ def register(sub) -> None:
                    help="share of tokens a training step labels for the masked-LM loss (default 0.15)")
     p.add_argument("--memory-profile", action="store_true",
                    help="also print what each of our training steps keeps for its backward pass, per component")
+    p.add_argument("--memory-timeline", action="store_true",
+                   help="also print, for our training steps, the buffers live at the step's peak, by component "
+                        "and op (TensorFlow's allocator events in one more profiled step; our measurements then "
+                        "run TensorFlow's BFC allocator, TF_CPU_ALLOCATOR_USE_BFC=true)")
     p.add_argument("--op-profile", action="store_true",
                    help="also print where the time of each of our in-process steps goes: per op kind (matrix "
                         "products against the work around them), op type and component (TensorFlow's profiler, "
