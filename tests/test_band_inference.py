@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_longformer.layers import attention
+from tf_longformer.layers import attention, utils
 from tf_longformer.layers.attention import _NEG, band_softmax_dtype, blocked_band_attention
 
 W, BLOCK, CHUNK = 8, 4, 16  # 5 pieces per query block, 4 query blocks per loop step
@@ -86,7 +86,7 @@ def test_bfloat16_softmax_within_bfloat16_rounding_of_the_float32_one():
 def test_the_bfloat16_softmax_is_chosen_only_where_it_is_exact(monkeypatch):
     assert band_softmax_dtype(tf.float32) == tf.float32
     assert band_softmax_dtype(tf.float16) == tf.float32
-    monkeypatch.setattr(attention, "_ONEDNN", [True])
+    monkeypatch.setattr(utils, "_ONEDNN", [True])  # `onednn_enabled` (layers/utils.py) reads it
     assert band_softmax_dtype(tf.bfloat16) == (tf.float32 if tf.config.list_logical_devices("GPU") else tf.bfloat16)
     seen = {}
 
@@ -97,7 +97,7 @@ def test_the_bfloat16_softmax_is_chosen_only_where_it_is_exact(monkeypatch):
 
     under_xla(tf.zeros([1]))
     assert seen["xla"] == tf.float32
-    monkeypatch.setattr(attention, "_ONEDNN", [False])  # Eigen's bfloat16 softmax: 8% off, measured
+    monkeypatch.setattr(utils, "_ONEDNN", [False])  # Eigen's bfloat16 softmax: 8% off, measured
     assert band_softmax_dtype(tf.bfloat16) == tf.float32
 
 

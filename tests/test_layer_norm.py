@@ -133,7 +133,7 @@ def test_a_graph_runs_one_onednn_kernel_with_keras_numbers(dtype):
     `_MklLayerNorm` (no Mean, Square, Rsqrt left); values and gradients are still Keras' (float32: to 2e-6;
     bfloat16: the kernel takes gamma and beta in bfloat16, a few roundings of 2**-8 apart), for a known shape, an
     unknown batch and length, rank 2 and an empty batch."""
-    from tf_longformer.layers import attention, utils
+    from tf_longformer.layers import utils
 
     rng = np.random.default_rng(5)
     ours, theirs = _pair(rng, 48, dtype=dtype)
@@ -142,7 +142,7 @@ def test_a_graph_runs_one_onednn_kernel_with_keras_numbers(dtype):
     weights = tf.constant(rng.normal(size=(2, 33, 48)).astype(np.float32))
     forward = tf.function(lambda x: ours(x))
     types = _op_types(forward, x)
-    if attention.onednn_enabled() and not tf.config.list_logical_devices("GPU"):
+    if utils.onednn_enabled() and not tf.config.list_logical_devices("GPU"):
         assert "_MklLayerNorm" in types and not types & {"Mean", "Square", "Rsqrt", "FusedBatchNormV3"}, types
     else:
         assert "_MklLayerNorm" not in types
@@ -166,18 +166,17 @@ def test_a_graph_runs_one_onednn_kernel_with_keras_numbers(dtype):
 
 
 def test_xla_and_the_onnx_trace_keep_the_plain_pattern():
-    """Under XLA and while the ONNX export traces (`attention.SINGLE_GLOBAL_PATH`), `layer_norm` builds the plain
-    ops (no batch norm), which XLA fuses on its own and ONNX converters map one by one."""
-    from tf_longformer.layers import attention, utils
+    """Under XLA and while the ONNX export traces (`onnx_export.single_global_path`, which sets
+    `utils.ONNX_TRACE`), `layer_norm` builds the plain ops (no batch norm), which XLA fuses on its own and ONNX
+    converters map one by one."""
+    from tf_longformer import onnx_export
+    from tf_longformer.layers import utils
 
     x = tf.ones([2, 3, 8])
     seen = []
     tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x, jit_compile=True)(x)
-    before = attention.SINGLE_GLOBAL_PATH
-    attention.SINGLE_GLOBAL_PATH = True
-    try:
+    with onnx_export.single_global_path():
         tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x)(x)
-    finally:
-        attention.SINGLE_GLOBAL_PATH = before
+    assert not utils.ONNX_TRACE
     tf.function(lambda x: seen.append(utils.onednn_layer_norm_applies(x, tf.float32)) or x)(x)
-    assert seen == [False, False, attention.onednn_enabled() and not tf.config.list_logical_devices("GPU")]
+    assert seen == [False, False, utils.onednn_enabled() and not tf.config.list_logical_devices("GPU")]

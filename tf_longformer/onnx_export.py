@@ -77,14 +77,14 @@ def paths_for(filepath) -> dict:
 @contextlib.contextmanager
 def single_global_path():
     """While tracing for ONNX: the attention's global tokens on one path, with no `tf.cond` (module docstring)."""
-    from tf_longformer.layers import attention
+    from tf_longformer.layers import attention, utils
 
-    before = attention.SINGLE_GLOBAL_PATH
-    attention.SINGLE_GLOBAL_PATH = True
+    before = attention.SINGLE_GLOBAL_PATH, utils.ONNX_TRACE
+    attention.SINGLE_GLOBAL_PATH = utils.ONNX_TRACE = True  # and the LayerNorms as plain ops
     try:
         yield
     finally:
-        attention.SINGLE_GLOBAL_PATH = before
+        attention.SINGLE_GLOBAL_PATH, utils.ONNX_TRACE = before
 
 
 # ------------------------------------------------------------------------------- converter corrections

@@ -34,7 +34,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import after_gradient, clone_initializer, dense_product, serializable
+from tf_longformer.layers.utils import (after_gradient, clone_initializer, dense_product, onednn_enabled,
+                                        serializable, xla_context)
 
 # Global-slot buckets: under XLA the attention is run with the smallest bucket that holds every row's global
 # tokens (static shapes); the last resort is the (padded) length itself, which always fits. Outside XLA the slots
@@ -59,22 +60,6 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
-def xla_context():
-    """Whether the graph being built now will be compiled by XLA: a `tf.function(jit_compile=True)` (or a Keras
-    model compiled with `jit_compile=True`) being traced, or a TPU replica. False when executing eagerly.
-
-    TensorFlow marks those graphs with an XLA control-flow context (its own ops, e.g. `tf.while_loop`, read it
-    the same way); if the module that tells it is ever gone, the answer is True: static shapes, correct
-    everywhere, only slower to trace."""
-    if tf.executing_eagerly():
-        return False
-    try:
-        from tensorflow.python.ops import control_flow_util
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except (ImportError, AttributeError):  # an internal module or function moved: fall back to the static shapes
-        return True
-
-
 def pad_axis(x, multiple, axis=1, value=0):
     """Right-pads `x` along `axis` to a multiple of `multiple` (a pad of 0 when already aligned)."""
     length = x.shape[axis]
@@ -438,21 +423,6 @@ def band_with_global_keys(q, k, v, mask, w, kg, vg, slot_ok, *, block=None, chun
         return out, grad
 
     return run(q, k, v, kg, vg)
-
-
-_ONEDNN = []
-
-
-def onednn_enabled():
-    """Whether TensorFlow's oneDNN CPU kernels are on (the default on x86; `TF_ENABLE_ONEDNN_OPTS=0` turns them
-    off). False if the internal module that tells it is gone."""
-    if not _ONEDNN:
-        try:
-            from tensorflow.python.util import _pywrap_util_port
-            _ONEDNN.append(bool(_pywrap_util_port.IsMklEnabled()))
-        except (ImportError, AttributeError):
-            _ONEDNN.append(False)
-    return _ONEDNN[0]
 
 
 def band_softmax_dtype(dtype):
