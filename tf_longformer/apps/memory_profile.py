@@ -12,6 +12,7 @@ an encoder layer is reported per component, summed over the layers, and per laye
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import defaultdict
 
@@ -207,34 +208,51 @@ def allocator_events(xspace_path):
     return [(kind, st) for _, kind, st in found]
 
 
-def timeline(step, top: int = 16, logdir: str | None = None) -> dict:
-    """Runs `step()` (traced and run once already) once under TensorFlow's profiler with its allocator events, and
-    returns `live_at_peak` of them. Needs the BFC allocator on CPU (`TIMELINE_ENV`, set before TensorFlow
-    starts; `tf-longformer bench --memory-timeline` sets it for its measurements)."""
+@contextlib.contextmanager
+def profiled(step, calls: int = 1, logdir: str | None = None, host_tracer_level: int | None = None):
+    """Runs `step()` (traced and warmed up already) `calls` times under TensorFlow's profiler; yields `(path of the
+    trace's XSpace file, wall seconds of the calls)`. A temporary `logdir` (None) is removed afterwards. Shared by
+    `timeline` and `op_profile.profile_step`."""
     import glob
     import os
     import shutil
     import tempfile
+    import time
 
     import tensorflow as tf
 
+    if calls < 1:
+        raise ValueError(f"calls must be at least 1, got {calls}.")
     own = logdir is None
-    logdir = logdir or tempfile.mkdtemp(prefix="tf-longformer-memory-timeline-")
+    logdir = logdir or tempfile.mkdtemp(prefix="tf-longformer-profile-")
+    options = (None if host_tracer_level is None
+               else tf.profiler.experimental.ProfilerOptions(host_tracer_level=host_tracer_level))
     try:
-        tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=3))
+        tf.profiler.experimental.start(logdir, options=options)
         try:
-            out = step()
-            if hasattr(out, "numpy"):
-                out.numpy()
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                out = step()
+                if hasattr(out, "numpy"):
+                    out.numpy()
+            wall = time.perf_counter() - t0
         finally:
             tf.profiler.experimental.stop()
         found = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True), key=os.path.getmtime)
         if not found:
             raise RuntimeError(f"the profiler wrote no trace under {logdir}")
-        return live_at_peak(allocator_events(found[-1]), top)
+        yield found[-1], wall
     finally:
         if own:
             shutil.rmtree(logdir, ignore_errors=True)
+
+
+def timeline(step, top: int = 16, logdir: str | None = None) -> dict:
+    """Runs `step()` (traced and run once already) once under TensorFlow's profiler with its allocator events, and
+    returns `live_at_peak` of them. Needs the BFC allocator on CPU (`TIMELINE_ENV`, set before TensorFlow
+    starts; `tf-longformer bench --memory-timeline` sets it for its measurements)."""
+    with profiled(step, 1, logdir, host_tracer_level=3) as (trace, _):
+        return live_at_peak(allocator_events(trace), top)
 
 
 def format_timeline(summary, title="") -> str:

@@ -22,15 +22,10 @@ than that.
 
 from __future__ import annotations
 
-import glob
-import os
 import re
-import shutil
-import tempfile
-import time
 from collections import defaultdict
 
-from tf_longformer.apps.memory_profile import component_of
+from tf_longformer.apps.memory_profile import component_of, profiled
 
 KINDS = ("matrix products", "element-wise", "casts", "reductions, exp, log (softmax, LayerNorm)",
          "layout (transpose, pad, slice, gather, concat, copy)", "loop control (while, tensor lists)",
@@ -142,30 +137,8 @@ def summarize(events, calls: int, wall_s: float, top: int = 20) -> dict:
 
 def profile_step(step, calls: int = 2, logdir: str | None = None) -> dict:
     """Runs `step()` (traced and warmed up already) `calls` times under the profiler; returns `summarize`'s dict."""
-    import tensorflow as tf
-
-    if calls < 1:
-        raise ValueError(f"calls must be at least 1, got {calls}.")
-    own = logdir is None
-    logdir = logdir or tempfile.mkdtemp(prefix="tf-longformer-op-profile-")
-    try:
-        tf.profiler.experimental.start(logdir)
-        try:
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                out = step()
-                if hasattr(out, "numpy"):
-                    out.numpy()
-            wall = time.perf_counter() - t0
-        finally:
-            tf.profiler.experimental.stop()
-        found = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True), key=os.path.getmtime)
-        if not found:
-            raise RuntimeError(f"the profiler wrote no trace under {logdir}")
-        return summarize(op_events(found[-1]), calls, wall)
-    finally:
-        if own:
-            shutil.rmtree(logdir, ignore_errors=True)
+    with profiled(step, calls, logdir) as (trace, wall):
+        return summarize(op_events(trace), calls, wall)
 
 
 def format_op_profile(summary: dict, title: str = "") -> str:
