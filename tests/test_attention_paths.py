@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tf_longformer.layers import attention
+from tf_longformer.layers.utils import stateless_keep
 from tf_longformer.layers.attention import (
     add_global_keys,
     LongformerSelfAttention,
@@ -500,7 +501,7 @@ def test_global_keys_widen_the_band_with_the_gradients_of_the_softmax_halves():
         e = tf.exp(scores - m)
         total = tf.reduce_sum(e, -1, keepdims=True)
         if rate:
-            keep = tf.random.stateless_uniform(tf.shape(e), seed=seed) >= rate
+            keep = stateless_keep(tf.shape(e), seed, rate)
             e = tf.where(keep, e / (1 - rate), 0.0)
         glob, glob_lse = tf.matmul(e, vg) / total, (m + tf.math.log(total))[..., 0]
         top = tf.maximum(band_lse, glob_lse)

@@ -29,7 +29,7 @@ def test_recomputed_gives_autodiff_gradients_inside_a_cond_under_xla():
     def loss_of(y):
         return tf.reduce_sum(y * tf.range(5, dtype=y.dtype))
 
-    @tf.function(jit_compile=True)  # stateless random numbers differ between XLA and the eager kernels
+    @tf.function(jit_compile=True)
     def plain(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -57,8 +57,9 @@ def test_recomputed_gives_autodiff_gradients_inside_a_cond_under_xla():
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
 def test_xla_gradients_equal_eager_on_every_bucket_path(dropout, monkeypatch):
     """Buckets (2,) on length 24 (window 4): 0 global tokens, 1 (the bucket), 5 (the full-length path). Without
-    dropout XLA equals eager. With dropout (stateless masks: XLA draws other numbers than the eager kernels, and
-    the number of slots differs), the recomputing paths under XLA equal plain autodiff under XLA."""
+    dropout XLA equals eager. With dropout (the eager call's global paths have the batch's own number of slots, so
+    their masks have another shape: `tests/test_dropout_rng.py` compares XLA with the static paths run in a
+    graph), the recomputing paths under XLA equal plain autodiff under XLA."""
     rng = np.random.default_rng(1)
     layer = LongformerSelfAttention(num_heads=2, head_dim=4, attention_window=8, dropout=dropout,
                                     global_buckets=(2,), dense_max_length=0, chunk_queries=8)

@@ -34,8 +34,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import (after_gradient, clone_initializer, dense_product, onednn_enabled,
-                                        serializable, xla_context)
+from tf_longformer.layers.utils import (RNG_ALG, Dropout, after_gradient, clone_initializer, dense_product,
+                                        generator_seed, onednn_enabled, serializable, stateless_keep, xla_context)
 
 # Global-slot buckets: under XLA the attention is run with the smallest bucket that holds every row's global
 # tokens (static shapes); the last resort is the (padded) length itself, which always fits. Outside XLA the slots
@@ -115,18 +115,17 @@ def stream_seed(seed, stream):
     """The int32 `(2,)` seed of the dropout stream `stream` (a `DROPOUT_STREAMS` name): the call's `seed` folded
     with the stream's number by TensorFlow's stateless hash (`stateless_fold_in`). A stream drawn piece by piece
     (the blocked band) folds that seed once more per piece: `piece_seed`."""
-    return tf.random.experimental.stateless_fold_in(seed, DROPOUT_STREAMS[stream])
+    return tf.random.experimental.stateless_fold_in(seed, DROPOUT_STREAMS[stream], alg=RNG_ALG)
 
 
 def piece_seed(seed, piece):
     """The seed of piece `piece` (an int or a scalar tensor) of a stream whose seed is `seed`. Different pieces give
     independent masks; the same piece the same mask (the recomputing backward pass redraws it)."""
-    return tf.random.experimental.stateless_fold_in(seed, piece)
+    return tf.random.experimental.stateless_fold_in(seed, piece, alg=RNG_ALG)
 
 
 def _stateless_dropout(p, rate, seed):
-    keep = tf.random.stateless_uniform(tf.shape(p), seed=seed, dtype=tf.float32) >= rate
-    return tf.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
+    return tf.where(stateless_keep(tf.shape(p), seed, rate), p * (1.0 / (1.0 - rate)), 0.0)
 
 
 def _softmax_parts(scores, values, dropout_rate=0.0, seed=None):
@@ -608,9 +607,8 @@ def _window_masks(okblocks, window, lay, slot_ok=None):
 
 def _piece_keep(seed, piece, rate, lay):
     """The scaled dropout mask (`0` or `1 / (1 - rate)`) of one piece of one loop step, from `piece_seed`."""
-    u = tf.random.stateless_uniform([lay.nc, lay.block, lay.block], seed=piece_seed(seed, piece),
-                                    dtype=tf.float32)
-    return tf.cast(u >= rate, tf.float32) * (1.0 / (1.0 - rate))
+    keep = stateless_keep([lay.nc, lay.block, lay.block], piece_seed(seed, piece), rate)
+    return tf.cast(keep, tf.float32) * (1.0 / (1.0 - rate))
 
 
 def band_window(block, s):
@@ -1097,8 +1095,8 @@ class LongformerSelfAttention(keras.layers.Layer):
             name="output_dense",
         )
         self.output_dense.build((None, None, self.num_heads, self.head_dim))
-        self.probs_dropout = keras.layers.Dropout(self.dropout, dtype="float32", name="probs_dropout")
-        self.global_probs_dropout = keras.layers.Dropout(self.dropout, dtype="float32", name="global_probs_dropout")
+        self.probs_dropout = Dropout(self.dropout, dtype="float32", name="probs_dropout")
+        self.global_probs_dropout = Dropout(self.dropout, dtype="float32", name="global_probs_dropout")
         self.built = True
 
     def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False,
@@ -1119,8 +1117,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         rate = float(self.dropout) if training else 0.0
         band_seed = global_keys_seed = global_rows_seed = None
         if rate:
-            seed = tf.cast(keras.random.randint((2,), 0, 2**30, dtype="int32",
-                                                seed=self.probs_dropout.seed_generator), tf.int32)
+            seed = generator_seed(self.probs_dropout.seed_generator)
             band_seed, global_keys_seed = stream_seed(seed, "band"), stream_seed(seed, "global_keys")
             global_rows_seed = stream_seed(seed, "global_rows")
         q, k, v = self._local_projections(hidden, scale, inference=not training)

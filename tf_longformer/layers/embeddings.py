@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import LayerNorm, clone_initializer, serializable
+from tf_longformer.layers.utils import Dropout, LayerNorm, clone_initializer, serializable
 
 
 def roberta_position_ids(input_ids, pad_token_id):
@@ -65,7 +65,7 @@ class LongformerEmbeddings(keras.layers.Layer):
             epsilon=self.layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
         self.layer_norm.build((None, None, self.hidden_size))
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.drop = Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, input_ids=None, position_ids=None, token_type_ids=None, inputs_embeds=None, training=None):

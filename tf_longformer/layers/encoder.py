@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_longformer.layers.attention import DEFAULT_GLOBAL_BUCKETS, LongformerSelfAttention
-from tf_longformer.layers.utils import LayerNorm, activation_product, dense_product, get_activation, serializable
+from tf_longformer.layers.utils import Dropout, LayerNorm, activation_product, dense_product, get_activation, serializable
 
 
 @serializable
@@ -88,7 +88,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
         self.output_dense = dense(hidden, "output_dense")
         self.output_dense.build((None, None, self.intermediate_size))
         self.output_layer_norm = norm("output_layer_norm")
-        self.drop = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.drop = Dropout(self.dropout, dtype=policy)
         self.built = True
 
     def call(self, hidden_states, attention_mask, head_mask=None, training=None, return_attention_scores=False):

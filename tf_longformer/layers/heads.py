@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_longformer.layers.utils import LayerNorm, get_activation, serializable
+from tf_longformer.layers.utils import Dropout, LayerNorm, get_activation, serializable
 
 
 def _init(stddev):
@@ -87,7 +87,7 @@ class LongformerClassificationHead(keras.layers.Layer):
         self.out_proj = keras.layers.Dense(self.num_labels, kernel_initializer=_init(self.initializer_range),
                                            dtype=self.dtype_policy, name="out_proj")
         self.out_proj.build((None, self.hidden_size))
-        self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.drop = Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(self, hidden_states, training=None):

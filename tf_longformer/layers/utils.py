@@ -51,6 +51,61 @@ def serializable(cls):
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
+# The dropout masks' random numbers: TensorFlow's Philox, named (`auto_select`, what `tf.random.stateless_*` and
+# Keras' dropout use when no algorithm is given, is Philox on CPU and GPU; under XLA (TF 2.21, CPU) it becomes
+# XLA's default bit generator, which took 5.2 s to draw 12 x 4096 x 513 numbers, one layer's band of attention
+# probabilities at 4096 tokens, against 61-65 ms for Philox named, with or without XLA: Intel Xeon with AMX,
+# 2 vCPUs). The mask is decided on the raw 32 bits, not on a float made of them: XLA and TensorFlow's kernels
+# make the same Philox bits but not the same floats of them, so only the bits give XLA and the graph the same
+# masks (`tests/test_dropout_rng.py`).
+RNG_ALG = "philox"
+
+
+def keep_threshold(rate):
+    """The int32 threshold `stateless_keep` compares the random bits (read as int32) against: a uniform int32 is
+    `>=` it with probability `1 - rate` (to within `2**-32`)."""
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    return min(-(2**31) + math.ceil(rate * 2**32), 2**31 - 1)
+
+
+def stateless_keep(shape, seed, rate):
+    """Which elements of `shape` dropout keeps at `rate` (a bool tensor): 32 random bits per element from `seed`
+    (int32 `(2,)`) by Philox (`RNG_ALG`), kept where, read as an int32, they are `>= keep_threshold(rate)`. The
+    same masks eagerly, in graphs and under XLA."""
+    bits = tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg=RNG_ALG)
+    return tf.bitcast(bits, tf.int32) >= keep_threshold(rate)
+
+
+def generator_seed(generator):
+    """An int32 `(2,)` seed for stateless ops from a Keras `SeedGenerator` (advancing it): two Philox words of its
+    state, bit for bit the same eagerly, in graphs and under XLA (Keras' `random.randint` draws by `auto_select`:
+    under XLA other numbers)."""
+    state = generator.next()
+    if state.dtype != tf.int32:  # Keras keeps the state in int64 on TensorFlow; the stateless ops take int32
+        state = tf.cast(tf.math.floormod(state, tf.int32.max - 1), tf.int32)
+    bits = tf.random.stateless_uniform((2,), seed=state, minval=None, maxval=None, dtype=tf.uint32, alg=RNG_ALG)
+    return tf.bitcast(bits, tf.int32)
+
+
+@serializable
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` with the masks of `stateless_keep`: the same masks eagerly, in graphs and under XLA,
+    and under XLA as fast as outside it (see `RNG_ALG`). Seeds come from the layer's `seed_generator` as Keras'
+    layer draws them (so `tf.recompute_grad`'s rewound generators redraw the same masks). A `noise_shape` goes to
+    Keras' own dropout."""
+
+    def call(self, inputs, training=False):
+        if not training or not 0 < self.rate < 1 or self.noise_shape is not None:
+            return super().call(inputs, training=training)
+        seed = self.seed_generator.next()
+        if seed.dtype != tf.int32:  # Keras keeps the state in int64 on TensorFlow; the stateless ops take int32
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        keep = stateless_keep(tf.shape(inputs), seed, self.rate)
+        return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros([], inputs.dtype))
+
+
 def dense_product(layer, x, dtype, residual=None):
     """`x @ kernel + bias (+ residual)` for tokens as rows, `x` `(tokens, in)` -> `(tokens, out)`, with the Keras
     layer's weights (`Dense` or `EinsumDense`; `kernel` includes an enabled LoRA update) in `dtype`, in the

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tf_longformer import training, validation
 from tf_longformer.hf import TENSOR_INPUTS, dense_map
-from tf_longformer.layers.utils import serializable
+from tf_longformer.layers.utils import Dropout, serializable
 from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
@@ -31,7 +31,7 @@ class TFLongformerForMultipleChoice(TFLongformerPreTrainedModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         c = self.config
-        self.dropout = keras.layers.Dropout(c.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = Dropout(c.hidden_dropout_prob, dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(1, kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=c.initializer_range), dtype=self.dtype_policy, name="classifier")
 

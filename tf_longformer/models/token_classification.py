@@ -6,7 +6,7 @@ import keras
 
 from tf_longformer import training, validation
 from tf_longformer.hf import dense_map
-from tf_longformer.layers.utils import serializable
+from tf_longformer.layers.utils import Dropout, serializable
 from tf_longformer.models.base import TFLongformerPreTrainedModel, register_task
 
 
@@ -24,7 +24,7 @@ class TFLongformerForTokenClassification(TFLongformerPreTrainedModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         c = self.config
-        self.dropout = keras.layers.Dropout(c.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = Dropout(c.hidden_dropout_prob, dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(c.num_labels, kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=c.initializer_range), dtype=self.dtype_policy, name="classifier")
 
