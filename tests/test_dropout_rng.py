@@ -150,7 +150,7 @@ def test_xla_training_step_with_dropout_equals_the_graph_step(checkpointing, mon
     xla = tf.function(step, jit_compile=True)(*args)
     no_dropout = tf.function(lambda *a: model(a[0], attention_mask=a[1], global_attention_mask=a[2],
                                               labels=a[3], training=False).loss)(*args)
-    assert abs(float(graph[0]) - float(no_dropout)) > 1e-3  # dropout did run
+    assert abs(float(graph[0]) - float(no_dropout)) > 2e-5  # dropout did run (float32 error: about 1e-6)
     for name, a, b in zip(["loss"] + [v.path for v in model.trainable_variables], xla, graph):
         a, b = (0.0 if t is None else tf.convert_to_tensor(t).numpy() for t in (a, b))
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6, err_msg=name)
