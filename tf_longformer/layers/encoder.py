@@ -6,7 +6,8 @@ import keras
 import tensorflow as tf
 
 from tf_longformer.layers.attention import DEFAULT_GLOBAL_BUCKETS, LongformerSelfAttention
-from tf_longformer.layers.utils import Dropout, LayerNorm, activation_product, dense_product, get_activation, serializable
+from tf_longformer.layers.utils import (Dropout, LayerNorm, activation_product, dense_product, get_activation,
+                                        serializable)
 
 
 @serializable

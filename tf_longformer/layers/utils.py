@@ -78,14 +78,18 @@ def stateless_keep(shape, seed, rate):
     return tf.bitcast(bits, tf.int32) >= keep_threshold(rate)
 
 
+def _int32_seed(state):
+    """A Keras `SeedGenerator` state as the int32 `(2,)` seed the stateless ops take (Keras keeps it in int64 on
+    TensorFlow: folded into the int32 range as Keras' own random ops fold it)."""
+    return state if state.dtype == tf.int32 else tf.cast(tf.math.floormod(state, tf.int32.max - 1), tf.int32)
+
+
 def generator_seed(generator):
     """An int32 `(2,)` seed for stateless ops from a Keras `SeedGenerator` (advancing it): two Philox words of its
     state, bit for bit the same eagerly, in graphs and under XLA (Keras' `random.randint` draws by `auto_select`:
     under XLA other numbers)."""
-    state = generator.next()
-    if state.dtype != tf.int32:  # Keras keeps the state in int64 on TensorFlow; the stateless ops take int32
-        state = tf.cast(tf.math.floormod(state, tf.int32.max - 1), tf.int32)
-    bits = tf.random.stateless_uniform((2,), seed=state, minval=None, maxval=None, dtype=tf.uint32, alg=RNG_ALG)
+    bits = tf.random.stateless_uniform((2,), seed=_int32_seed(generator.next()), minval=None, maxval=None,
+                                       dtype=tf.uint32, alg=RNG_ALG)
     return tf.bitcast(bits, tf.int32)
 
 
@@ -99,10 +103,7 @@ class Dropout(keras.layers.Dropout):
     def call(self, inputs, training=False):
         if not training or not 0 < self.rate < 1 or self.noise_shape is not None:
             return super().call(inputs, training=training)
-        seed = self.seed_generator.next()
-        if seed.dtype != tf.int32:  # Keras keeps the state in int64 on TensorFlow; the stateless ops take int32
-            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-        keep = stateless_keep(tf.shape(inputs), seed, self.rate)
+        keep = stateless_keep(tf.shape(inputs), _int32_seed(self.seed_generator.next()), self.rate)
         return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros([], inputs.dtype))
 
 
