@@ -97,9 +97,9 @@ def test_xla_gradients_equal_eager_on_every_bucket_path(dropout, monkeypatch):
             assert np.any(got[-1].numpy())
 
 
-def _xla_training_graph(layer, length, hidden):
-    """The traced (not compiled) XLA training step of `layer` alone: the gradient of a loss to its input and
-    weights, one row of `length` tokens."""
+def _xla_training_step(layer):
+    """The XLA training step of `layer` alone (a `tf.function(jit_compile=True)` of `(hidden, mask)`): the gradient
+    of a loss to its input and weights."""
     @tf.function(jit_compile=True)
     def step(h, m):
         with tf.GradientTape() as tape:
@@ -107,7 +107,12 @@ def _xla_training_graph(layer, length, hidden):
             loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
         return tape.gradient(loss, [h] + layer.trainable_weights)
 
-    return step.get_concrete_function(tf.TensorSpec([1, length, hidden]), tf.TensorSpec([1, length], tf.int32)).graph
+    return step
+
+
+def _xla_training_graph(layer, length, hidden):
+    """The traced (not compiled) `_xla_training_step` of `layer`, one row of `length` tokens."""
+    return _xla_training_step(layer).get_concrete_function(tf.TensorSpec([1, length, hidden]), tf.TensorSpec([1, length], tf.int32)).graph
 
 
 def test_the_bucket_chain_gradient_carries_only_small_tensors():
@@ -163,14 +168,7 @@ def test_the_compiled_band_keeps_no_padded_copy_of_its_blocks():
     layer = LongformerSelfAttention(num_heads=heads, head_dim=dim, attention_window=window, global_buckets=(2,),
                                     dense_max_length=0, chunk_queries=16)
     layer(tf.zeros([1, 8, heads * dim]), tf.ones([1, 8], tf.int32))
-
-    @tf.function(jit_compile=True)
-    def step(h, m):
-        with tf.GradientTape() as tape:
-            tape.watch(h)
-            loss = tf.reduce_sum(layer(h, m, training=True) ** 2)
-        return tape.gradient(loss, [h] + layer.trainable_weights)
-
+    step = _xla_training_step(layer)
     h = tf.constant(np.random.default_rng(0).normal(size=(1, 128, heads * dim)).astype(np.float32))
     m = tf.constant(np.eye(1, 128, dtype=np.int32) + 1)
     hlo = step.experimental_get_compiler_ir(h, m)(stage="optimized_hlo")
